@@ -1,0 +1,32 @@
+# Every target bootstraps .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-all lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)  ## train the default job on an embedded data set
+	$(BIN)/python -m automl
+
+test: $(STAMP)  ## the test suite (without the slow end-to-end tests), with coverage
+	$(BIN)/python -m pytest -m "not slow" --cov=automl --cov-report=term $(PYTEST_ARGS)
+
+test-all: $(STAMP)  ## every test, slow ones included
+	$(BIN)/python -m pytest --cov=automl --cov-report=term $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python bench/train_vs_lightgbm.py
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache .coverage build dist *.egg-info

@@ -1,0 +1,1 @@
+"""Model bundles: a fitted pipeline with its manifest, saved and loaded atomically."""

@@ -1,0 +1,150 @@
+"""The model bundle: a fitted pipeline plus the manifest that makes it self-describing.
+
+A bundle directory holds ``pipeline.joblib`` and ``manifest.json`` (data set, task,
+classes, input contract, cleaning, feature names, metrics, composed config, data
+fingerprint, library versions and the SHA-256 of each file). It is written to a temp
+directory and renamed into place, so a crash never leaves a bundle that loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from automl.data.contract import Contract
+from automl.data.dataset import clean
+from automl.errors import AutomlError
+
+log = logging.getLogger(__name__)
+PIPELINE = "pipeline.joblib"
+MANIFEST = "manifest.json"
+LIBRARIES = ("automl", "scikit-learn", "lightgbm", "xgboost-cpu", "pandas", "numpy", "optuna")
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries a pipeline depends on."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A SHA-256 of a frame's contents (row order and column names included)."""
+    digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Model:
+    """A trained pipeline that validates its input and predicts labels or values."""
+
+    def __init__(self, pipeline: Any, manifest: dict[str, Any]) -> None:
+        self.pipeline = pipeline
+        self.manifest = manifest
+        self.contract = Contract.from_config(manifest["contract"], name=manifest["dataset"])
+        self.input_contract = self.contract.without(manifest["target"])
+
+    @property
+    def task(self) -> str:
+        return self.manifest["task"]
+
+    @property
+    def classes(self) -> list[str] | None:
+        return self.manifest["classes"]
+
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Clean ``frame`` as in training and check it against the input contract."""
+        return self.input_contract.validate(clean(frame, self.manifest["clean"]))
+
+    def predict_proba(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Class probabilities, one column per class (classification only)."""
+        if self.classes is None:
+            raise AutomlError("predict_proba needs a classification model")
+        proba = self.pipeline.predict_proba(self.prepare(frame))
+        return pd.DataFrame(proba, columns=self.classes, index=frame.index)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predicted class labels, or values for regression."""
+        return self.score(frame)["prediction"].to_numpy()
+
+    def score(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``prediction`` and, for classifiers, ``proba_<class>`` columns for each row."""
+        features = self.prepare(frame)
+        if self.classes is None:
+            return pd.DataFrame({"prediction": self.pipeline.predict(features)}, index=frame.index)
+        proba = self.pipeline.predict_proba(features)
+        out = pd.DataFrame(proba, columns=[f"proba_{c}" for c in self.classes], index=frame.index)
+        out.insert(0, "prediction", np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)])
+        return out
+
+    def save(self, path: Path) -> Path:
+        """Write the bundle to ``path`` atomically (temp directory, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+        try:
+            joblib.dump(self.pipeline, staging / PIPELINE)
+            manifest = dict(self.manifest, files={PIPELINE: sha256(staging / PIPELINE)})
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+            os.replace(staging, path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Model:
+        """Load a bundle (or the bundle of a run directory), checking each file's hash."""
+        bundle = resolve_bundle(Path(path))
+        manifest = json.loads((bundle / MANIFEST).read_text())
+        for name, expected in manifest.get("files", {}).items():
+            file = bundle / name
+            if not file.is_file() or sha256(file) != expected:
+                raise AutomlError(
+                    f"bundle '{bundle}' is damaged: '{name}' is missing or does not match its "
+                    "SHA-256 in the manifest; retrain or restore the bundle"
+                )
+        skew = {
+            lib: f"{was} -> {now}"
+            for lib, now in library_versions().items()
+            if (was := manifest.get("versions", {}).get(lib)) and was != now
+        }
+        if skew:
+            log.warning("bundle '%s' was made with other library versions: %s", bundle, skew)
+        return cls(joblib.load(bundle / PIPELINE), manifest)
+
+
+def resolve_bundle(path: Path) -> Path:
+    """A bundle directory, given the bundle itself or a run directory that holds one."""
+    for candidate in (path, path / "model"):
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    raise AutomlError(f"no model bundle at '{path}' (expected {MANIFEST} there or in model/)")
+
+
+def load_model(path: str | Path) -> Model:
+    """Load a trained model from a bundle or run directory."""
+    return Model.load(path)

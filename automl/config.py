@@ -1,0 +1,171 @@
+"""Config schemas (structured configs) and the one helper around ``instantiate``.
+
+The dataclasses below are registered in Hydra's ConfigStore as ``train_schema``;
+``conf/train.yaml`` lists it first in its defaults, so every group file is merged
+into a typed node and a typo'd key or a wrong type fails at start-up naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from automl.errors import ConfigError
+
+
+@dataclass
+class PathsConfig:
+    data_dir: str | None = None
+    cache_dir: str = MISSING
+    output_dir: str = "outputs"
+
+
+@dataclass
+class CleanConfig:
+    na_values: list[str] = field(default_factory=list)
+    strip_whitespace: bool = True
+    strip_suffix: dict[str, str] = field(default_factory=dict)
+    rename: dict[str, str] = field(default_factory=dict)
+    drop: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ColumnContract:
+    dtype: str = "float"  # float | int | bool | category | datetime
+    nullable: bool = True
+    required: bool = True
+    unique: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: list[Any] | None = None
+
+
+@dataclass
+class ContractConfig:
+    columns: dict[str, ColumnContract] = field(default_factory=dict)
+    strict: bool = False
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    description: str = ""
+    target: str = MISSING
+    task: str | None = None  # binary | multiclass | regression; None: inferred
+    positive_class: Any = None
+    source: Any = MISSING
+    test_source: Any = None
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    contract: ContractConfig = field(default_factory=ContractConfig)
+
+
+@dataclass
+class FeatureBlock:
+    columns: Any = MISSING  # a list of names, or a selector node with _target_
+    steps: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class ParamSpace:
+    type: str = "float"  # float | int | categorical
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+
+@dataclass
+class FeaturesConfig:
+    name: str = MISSING
+    output: str = "default"  # default (numpy) | pandas
+    blocks: dict[str, FeatureBlock] = field(default_factory=dict)
+    space: dict[str, ParamSpace] = field(default_factory=dict)
+
+
+@dataclass
+class EarlyStoppingConfig:
+    validation_fraction: float = 0.1
+    fit_params: dict[str, Any] = field(default_factory=dict)
+    best_iteration: str = "best_iteration_"
+    eval_arguments: str = "eval_set"  # eval_set | eval_X_eval_y (LightGBM >= 4.7)
+    zero_based: bool = False  # whether that attribute counts from 0 (XGBoost) or 1 (LightGBM)
+    refit_params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    classifier: Any = MISSING
+    regressor: Any = MISSING
+    early_stopping: EarlyStoppingConfig | None = None
+    space: dict[str, ParamSpace] = field(default_factory=dict)
+    classifier_space: dict[str, ParamSpace] = field(default_factory=dict)
+    regressor_space: dict[str, ParamSpace] = field(default_factory=dict)
+
+
+@dataclass
+class SearchConfig:
+    sampler: Any = MISSING
+    n_trials: int | None = 20
+    time_budget: float | None = None
+    start_with_defaults: bool = True
+    storage: str | None = None
+    study_name: str = MISSING
+    n_jobs: int = 1
+
+
+@dataclass
+class EvaluationConfig:
+    test_size: float = 0.2
+    stratify: bool = True
+    cv_folds: int = 5
+    max_classes: int = 20
+    cv_metric: dict[str, str] = field(default_factory=dict)
+    report: dict[str, dict[str, str]] = field(default_factory=dict)
+    plots: bool = True
+
+
+@dataclass
+class TrainConfig:
+    project: str = "default"
+    seed: int = 42
+    n_jobs: int = 2
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+
+def register_schemas() -> None:
+    """Register the schemas in Hydra's ConfigStore (called before composing)."""
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+def build(node: Any, /, **kwargs: Any) -> Any:
+    """Build an object from a config node with ``_target_`` (the only call to instantiate).
+
+    Containers are converted to plain Python (``_convert_="all"``) so libraries that
+    check parameter types (scikit-learn) accept them.
+    """
+    try:
+        return instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as exc:
+        where = ""
+        if isinstance(node, DictConfig) and node._get_full_key(None):
+            where = f" at '{node._get_full_key(None)}'"
+        raise ConfigError(f"cannot build the object{where}: {exc}") from exc
+
+
+def to_plain(node: Any) -> Any:
+    """A config node as plain Python containers (interpolations resolved)."""
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return node

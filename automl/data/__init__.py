@@ -1,0 +1,1 @@
+"""Data sets: sources, declarative cleaning, the Pandera contract and the split."""

@@ -1,0 +1,217 @@
+"""The data contract: a data set's columns, types and checks, enforced with Pandera.
+
+A contract is declared in the data set's YAML (``contract.columns``); columns it does
+not declare are inferred from the training data, and the completed contract travels in
+the model bundle, so the same checks run at train, predict, serve and monitor time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from automl.errors import ContractError
+
+NUMERIC_DTYPES = {"float": "float64", "int": "float64", "bool": "float64"}
+SAMPLE = 5
+
+
+@dataclass
+class Column:
+    """What one column must look like (see ``ColumnContract`` in the config schema)."""
+
+    dtype: str = "float"
+    nullable: bool = True
+    required: bool = True
+    unique: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: list[Any] | None = None
+
+
+@dataclass
+class Contract:
+    """Columns (in order) and whether columns outside the contract are an error."""
+
+    columns: dict[str, Column] = field(default_factory=dict)
+    strict: bool = False
+    name: str = "data"
+
+    @classmethod
+    def from_config(cls, spec: dict[str, Any], name: str = "data") -> Contract:
+        """Build from the plain ``contract`` node of a data set (or a bundle manifest)."""
+        columns = {col: Column(**(opts or {})) for col, opts in spec.get("columns", {}).items()}
+        return cls(columns=columns, strict=bool(spec.get("strict", False)), name=name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": {c: asdict(v) for c, v in self.columns.items()}, "strict": self.strict}
+
+    def complete(self, frame: pd.DataFrame) -> Contract:
+        """This contract plus an inferred entry for each column of ``frame`` it lacks."""
+        extra = [c for c in frame.columns if c not in self.columns]
+        if extra and self.strict:
+            raise ContractError(
+                f"{self.name}: columns not in the strict contract: {', '.join(map(str, extra))}"
+            )
+        columns = dict(self.columns)
+        for col in extra:
+            columns[col] = Column(dtype=infer_dtype(frame[col]))
+        return Contract(columns=columns, strict=self.strict, name=self.name)
+
+    def without(self, *names: str) -> Contract:
+        """The contract for inputs: the same columns less ``names`` (the target)."""
+        kept = {c: v for c, v in self.columns.items() if c not in names}
+        return Contract(columns=kept, strict=self.strict, name=self.name)
+
+    def check_columns(self, columns: list[str]) -> None:
+        """Fail, naming them, when required columns are missing (or extra, when strict)."""
+        present = set(columns)
+        missing = [c for c, v in self.columns.items() if v.required and c not in present]
+        if missing:
+            raise ContractError(f"{self.name}: missing required column(s): {', '.join(missing)}")
+        if self.strict:
+            extra = [c for c in columns if c not in self.columns]
+            if extra:
+                raise ContractError(
+                    f"{self.name}: columns not in the strict contract: {', '.join(extra)}"
+                )
+
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The contract's columns of ``frame``, categorical ones as strings (NaN kept)."""
+        present = [c for c in self.columns if c in frame.columns]
+        out = frame.loc[:, present].copy()
+        for col in present:
+            if self.columns[col].dtype == "category":
+                out[col] = as_category_strings(out[col])
+        return out
+
+    def schema(self, present: list[str]) -> pa.DataFrameSchema:
+        """The Pandera schema for the columns in ``present``."""
+        return pa.DataFrameSchema(
+            {c: pandera_column(self.columns[c]) for c in present}, coerce=False
+        )
+
+    def validate(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Check ``frame`` lazily and return it typed; every failure is reported at once."""
+        if len(frame) == 0:
+            raise ContractError(f"{self.name}: the input has no rows")
+        self.check_columns(list(frame.columns))
+        prepared = self.prepare(frame)
+        try:
+            return self.schema(list(prepared.columns)).validate(prepared, lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            failures = summarize_failures(exc.failure_cases)
+            raise ContractError(format_failures(self.name, failures), failures) from None
+
+    def failing_rows(self, frame: pd.DataFrame) -> pd.Series:
+        """For each row of ``frame``, the reason it breaks the contract ('' when it passes)."""
+        prepared = self.prepare(frame)
+        reasons = pd.Series("", index=frame.index, dtype=object)
+        try:
+            self.schema(list(prepared.columns)).validate(prepared, lazy=True)
+        except pa.errors.SchemaErrors as exc:
+            cases = exc.failure_cases.dropna(subset=["index"])
+            for (col, check), group in cases.groupby(["column", "check"], sort=False):
+                why = f"{col}: {describe_check(check)}"
+                idx = group["index"].unique()
+                reasons.loc[idx] = np.where(
+                    reasons.loc[idx] == "", why, reasons.loc[idx] + "; " + why
+                )
+        return reasons
+
+
+def infer_dtype(series: pd.Series) -> str:
+    """The contract dtype of a column as read."""
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(series):
+        return "float"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetime"
+    return "category"
+
+
+def as_category_strings(series: pd.Series) -> pd.Series:
+    """Categorical values as strings; integral numbers lose their '.0' (1.0 -> '1')."""
+    if pd.api.types.is_float_dtype(series):
+        finite = series.dropna()
+        if len(finite) and bool(np.all(np.mod(finite, 1) == 0)):
+            series = series.astype("Int64")
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return series.astype("str").where(series.notna(), np.nan)
+    return series.astype("str")
+
+
+def pandera_column(spec: Column) -> pa.Column:
+    """One column of the Pandera schema from its contract."""
+    checks: list[pa.Check] = []
+    if spec.min is not None:
+        checks.append(pa.Check.ge(spec.min))
+    if spec.max is not None:
+        checks.append(pa.Check.le(spec.max))
+    if spec.allowed is not None:
+        allowed = spec.allowed
+        if spec.dtype == "category":
+            allowed = [str(v) for v in allowed]
+        checks.append(pa.Check.isin(allowed))
+    dtype = NUMERIC_DTYPES.get(spec.dtype)
+    if dtype:
+        checks.append(
+            pa.Check(lambda s: ~np.isinf(s), element_wise=False, ignore_na=True, name="finite")
+        )
+    elif spec.dtype == "datetime":
+        dtype = "datetime64[ns]"
+    return pa.Column(
+        dtype,
+        checks=checks,
+        nullable=spec.nullable,
+        unique=spec.unique,
+        required=spec.required,
+        coerce=dtype is not None,
+    )
+
+
+def describe_check(check: str) -> str:
+    """A check's name as a reader would say it."""
+    if check.startswith("coerce_dtype"):
+        return f"wrong type, expected {check.removeprefix('coerce_dtype')}"
+    if check == "not_nullable":
+        return "missing value not allowed"
+    if check.startswith("isin"):
+        return f"value not in the allowed set {check.removeprefix('isin')}"
+    if check == "field_uniqueness":
+        return "duplicate value in a unique column"
+    return f"failed check {check}"
+
+
+def summarize_failures(cases: pd.DataFrame) -> list[dict[str, Any]]:
+    """One entry per (column, check): count, sample values and sample rows."""
+    failures = []
+    for (col, check), group in cases.groupby(["column", "check"], sort=False, dropna=False):
+        values = group["failure_case"].drop_duplicates().head(SAMPLE).tolist()
+        rows = group["index"].dropna().head(SAMPLE).tolist()
+        failures.append(
+            {
+                "column": col,
+                "check": str(check),
+                "reason": describe_check(str(check)),
+                "count": int(len(group)),
+                "values": values,
+                "rows": [int(r) for r in rows],
+            }
+        )
+    return failures
+
+
+def format_failures(name: str, failures: list[dict[str, Any]]) -> str:
+    """The one message a user sees for a broken contract."""
+    lines = [f"{name}: the data breaks its contract ({len(failures)} problem(s)):"]
+    for f in failures:
+        where = f" at rows {f['rows']}" if f["rows"] else ""
+        sample = f"; e.g. {f['values']}" if f["values"] and f["values"] != [None] else ""
+        lines.append(f"  - column '{f['column']}': {f['reason']} ({f['count']}x{where}{sample})")
+    return "\n".join(lines)

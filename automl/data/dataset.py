@@ -1,0 +1,151 @@
+"""From a data set's config to validated train and test frames: load, clean, check, split."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from automl.config import build, to_plain
+from automl.data.contract import Contract
+from automl.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+TASKS = ("binary", "multiclass", "regression")
+
+
+@dataclass
+class Dataset:
+    """A loaded data set: typed train/test frames (target included) and what it predicts."""
+
+    name: str
+    target: str
+    task: str
+    classes: list[str] | None
+    contract: Contract
+    clean: dict[str, Any]
+    train: pd.DataFrame
+    test: pd.DataFrame
+
+    @property
+    def features(self) -> list[str]:
+        return [c for c in self.contract.columns if c != self.target]
+
+    def xy(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """Features and the encoded target (class index, or the float value)."""
+        return frame[self.features], encode_target(frame[self.target], self.classes)
+
+
+def clean(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
+    """Apply the declarative cleaning of a data set (renames, drops, NA markers, ...)."""
+    frame = frame.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)
+    frame = frame.rename(columns=spec.get("rename") or {})
+    frame = frame.drop(columns=[c for c in spec.get("drop") or [] if c in frame.columns])
+    markers = set(spec.get("na_values") or [])
+    suffixes = spec.get("strip_suffix") or {}
+    for col in frame.columns:
+        series = frame[col]
+        if not (pd.api.types.is_string_dtype(series) or series.dtype == object):
+            continue
+        if spec.get("strip_whitespace", True):
+            series = series.str.strip()
+        if markers:
+            series = series.where(~series.isin(markers), np.nan)
+        if col in suffixes:
+            series = series.str.removesuffix(suffixes[col])
+        frame[col] = series
+    return frame
+
+
+def infer_task(target: pd.Series, max_classes: int) -> str:
+    """binary, multiclass or regression from the target's values."""
+    values = target.dropna()
+    n = values.nunique()
+    if n == 2:
+        return "binary"
+    if not pd.api.types.is_numeric_dtype(values):
+        return "multiclass"
+    integral = bool(np.all(np.mod(values, 1) == 0))
+    return "multiclass" if integral and n <= max_classes else "regression"
+
+
+def class_order(target: pd.Series, task: str, positive: Any) -> list[str] | None:
+    """Class labels in model order; for binary the positive class comes last."""
+    if task == "regression":
+        return None
+    classes = sorted(target.dropna().unique().tolist())
+    if task == "binary":
+        if len(classes) != 2:
+            raise DataError(f"binary target has {len(classes)} classes: {classes}")
+        if positive is not None:
+            positive = str(positive)
+            if positive not in classes:
+                raise ConfigError(
+                    f"dataset.positive_class '{positive}' is not one of the classes {classes}"
+                )
+            classes = [c for c in classes if c != positive] + [positive]
+    return classes
+
+
+def encode_target(target: pd.Series, classes: list[str] | None) -> np.ndarray:
+    """Class labels to indices (0..k-1); a label outside ``classes`` is a DataError."""
+    if classes is None:
+        return target.to_numpy(dtype=float)
+    codes = pd.Categorical(target, categories=classes).codes
+    if (codes < 0).any():
+        bad = sorted(set(target[codes < 0].astype(str)))[:5]
+        raise DataError(f"target '{target.name}' has labels outside the classes {classes}: {bad}")
+    return codes.astype(int)
+
+
+def load_frame(source_node: Any, clean_spec: dict[str, Any]) -> pd.DataFrame:
+    """Build the source from its config node, load it and clean it."""
+    return clean(build(source_node).load(), clean_spec)
+
+
+def load_dataset(cfg: Any, evaluation: Any, seed: int) -> Dataset:
+    """Load, clean, validate and split the data set described by ``cfg`` (the dataset node)."""
+    clean_spec = to_plain(cfg.clean)
+    frame = load_frame(cfg.source, clean_spec)
+    target = cfg.target
+    if target not in frame.columns:
+        raise DataError(f"{cfg.name}: target column '{target}' not in the data")
+    missing = int(frame[target].isna().sum())
+    if missing:
+        log.warning("%s: dropping %d rows with no target value", cfg.name, missing)
+        frame = frame[frame[target].notna()]
+    task = cfg.task or infer_task(frame[target], evaluation.max_classes)
+    if task not in TASKS:
+        raise ConfigError(f"dataset.task must be one of {TASKS}, got '{task}'")
+    declared = Contract.from_config(to_plain(cfg.contract), name=cfg.name)
+    if target not in declared.columns:
+        declared.columns[target] = declared.complete(frame[[target]]).columns[target]
+        if task != "regression":
+            declared.columns[target].dtype = "category"
+    contract = declared.complete(frame)
+    contract.columns[target].nullable = False
+    frame = contract.validate(frame)
+    classes = class_order(frame[target], task, cfg.positive_class)
+    encode_target(frame[target], classes)
+    if cfg.test_source is not None:
+        train = frame
+        test = contract.validate(load_frame(cfg.test_source, clean_spec))
+        encode_target(test[target], classes)
+    else:
+        stratify = frame[target] if evaluation.stratify and classes else None
+        train, test = train_test_split(
+            frame, test_size=evaluation.test_size, random_state=seed, stratify=stratify
+        )
+    log.info(
+        "%s: %s task, %d train rows, %d test rows, %d features",
+        cfg.name,
+        task,
+        len(train),
+        len(test),
+        len(contract.columns) - 1,
+    )
+    return Dataset(cfg.name, target, task, classes, contract, clean_spec, train, test)

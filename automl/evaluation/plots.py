@@ -1,0 +1,80 @@
+"""PNG plots of a run: ROC and confusion matrix, or residuals; feature importance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import (  # noqa: E402
+    ConfusionMatrixDisplay,
+    PredictionErrorDisplay,
+    RocCurveDisplay,
+)
+
+TOP_FEATURES = 20
+
+
+def save_plots(
+    pipeline: Any, classes: list[str] | None, X: Any, y: np.ndarray, out: Path
+) -> list[Path]:
+    """Write the plots of a fitted ``pipeline`` on held-out ``X``, ``y`` to ``out``.
+
+    ``classes`` is None for regression.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    if classes is None:
+        predicted = pipeline.predict(X)
+        display = PredictionErrorDisplay.from_predictions(
+            y, predicted, kind="residual_vs_predicted"
+        )
+        written.append(save(display.figure_, out / "residuals.png", "Residuals on test data"))
+    else:
+        proba = pipeline.predict_proba(X)
+        labels = np.argmax(proba, axis=1)
+        display = ConfusionMatrixDisplay.from_predictions(
+            y,
+            labels,
+            labels=range(len(classes)),
+            display_labels=classes,
+            xticks_rotation="vertical",
+        )
+        written.append(save(display.figure_, out / "confusion_matrix.png", "Confusion matrix"))
+        if len(classes) == 2:
+            display = RocCurveDisplay.from_predictions(y, proba[:, 1])
+            written.append(save(display.figure_, out / "roc.png", "ROC on test data"))
+    importance = feature_importance(pipeline)
+    if importance:
+        names, values = zip(*importance, strict=True)
+        fig, ax = plt.subplots(figsize=(7, 0.3 * len(names) + 1.5))
+        ax.barh(names[::-1], values[::-1])
+        ax.set_xlabel("importance")
+        written.append(save(fig, out / "feature_importance.png", "Feature importance"))
+    return written
+
+
+def feature_importance(pipeline: Any) -> list[tuple[str, float]]:
+    """The top features by the final estimator's importances or |coefficients|."""
+    estimator = pipeline[-1]
+    estimator = getattr(estimator, "estimator_", estimator)
+    values = getattr(estimator, "feature_importances_", None)
+    if values is None and hasattr(estimator, "coef_"):
+        values = np.abs(np.atleast_2d(estimator.coef_)).mean(axis=0)
+    if values is None:
+        return []
+    names = pipeline[0].get_feature_names_out()
+    order = np.argsort(values)[::-1][:TOP_FEATURES]
+    return [(str(names[i]), float(values[i])) for i in order]
+
+
+def save(fig: Any, path: Path, title: str) -> Path:
+    fig.axes[0].set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,100 @@
+"""The training job: data set -> features + model -> search -> refit -> evaluate -> bundle."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from automl.bundle.model import Model, fingerprint, library_versions
+from automl.config import to_plain
+from automl.data.dataset import Dataset, load_dataset
+from automl.evaluation import evaluate, save_plots
+from automl.features import build_features
+from automl.models import build_model, model_param_prefix, model_space
+from automl.search import run_search
+
+log = logging.getLogger(__name__)
+
+
+def build_pipeline(cfg: DictConfig, task: str) -> Pipeline:
+    """The untrained pipeline: feature ColumnTransformer, then the model family's estimator."""
+    model = build_model(cfg.model, task, cfg.seed)
+    return Pipeline([("features", build_features(cfg.features)), ("model", model)])
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Run the whole training job and write its artifacts under ``run_dir``.
+
+    Returns the metrics. The bundle (``model/``) and ``metrics.json`` are written last,
+    so a failed run never looks complete.
+    """
+    started = time.perf_counter()
+    data = load_dataset(cfg.dataset, cfg.evaluation, cfg.seed)
+    X, y = data.xy(data.train)
+    X_test, y_test = data.xy(data.test)
+
+    pipeline = build_pipeline(cfg, data.task)
+    spaces = {
+        model_param_prefix(pipeline[-1]): model_space(cfg.model, data.task),
+        "features__": to_plain(cfg.features.space),
+    }
+    scoring = cfg.evaluation.cv_metric[data.task]
+    search = run_search(
+        pipeline,
+        {k: v for k, v in spaces.items() if v},
+        X,
+        y,
+        task=data.task,
+        scoring=scoring,
+        cfg=cfg.search,
+        n_folds=cfg.evaluation.cv_folds,
+        seed=cfg.seed,
+    )
+    final = clone(pipeline).set_params(**search.best_params).fit(X, y)
+    model = Model(final, manifest(cfg, data, search.best_params))
+    metrics = evaluate(final, X_test, y_test, to_plain(cfg.evaluation.report[data.task]))
+    metrics = {"cv_" + scoring.removeprefix("neg_"): abs(search.best_score), **metrics}
+    metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+    model.manifest["metrics"] = metrics
+
+    search.trials.to_csv(run_dir / "leaderboard.csv", index=False)
+    if cfg.evaluation.plots:
+        save_plots(final, data.classes, X_test, y_test, run_dir / "plots")
+    model.save(run_dir / "model")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    log.info(
+        "test metrics (%s, %s): %s",
+        data.name,
+        cfg.model.name,
+        ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
+    )
+    return metrics
+
+
+def manifest(cfg: DictConfig, data: Dataset, params: dict[str, Any]) -> dict[str, Any]:
+    """What the bundle says about itself."""
+    return {
+        "project": cfg.project,
+        "dataset": data.name,
+        "model_family": cfg.model.name,
+        "task": data.task,
+        "target": data.target,
+        "classes": data.classes,
+        "features": data.features,
+        "contract": data.contract.to_dict(),
+        "clean": data.clean,
+        "best_params": params,
+        "train_rows": len(data.train),
+        "data_fingerprint": fingerprint(data.train),
+        "versions": library_versions(),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
