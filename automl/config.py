@@ -92,10 +92,7 @@ class FeaturesConfig:
 class EarlyStoppingConfig:
     validation_fraction: float = 0.1
     fit_params: dict[str, Any] = field(default_factory=dict)
-    best_iteration: str = "best_iteration_"
     eval_arguments: str = "eval_set"  # eval_set | eval_X_eval_y (LightGBM >= 4.7)
-    zero_based: bool = False  # whether that attribute counts from 0 (XGBoost) or 1 (LightGBM)
-    refit_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -144,9 +141,21 @@ class TrainConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
 
+@dataclass
+class PredictConfig:
+    model: str = MISSING
+    input: str = MISSING
+    output: str = MISSING
+    keep_columns: bool = True
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    formats: dict[str, Any] = field(default_factory=dict)
+
+
 def register_schemas() -> None:
     """Register the schemas in Hydra's ConfigStore (called before composing)."""
-    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    store.store(name="predict_schema", node=PredictConfig)
 
 
 def build(node: Any, /, **kwargs: Any) -> Any:

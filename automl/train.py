@@ -65,6 +65,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
     model.manifest["metrics"] = metrics
 
+    run_dir.mkdir(parents=True, exist_ok=True)
     search.trials.to_csv(run_dir / "leaderboard.csv", index=False)
     if cfg.evaluation.plots:
         save_plots(final, data.classes, X_test, y_test, run_dir / "plots")

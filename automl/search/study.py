@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -66,7 +67,10 @@ def run_search(
     """Search ``spaces`` ({param prefix: space}) for the best CV ``scoring`` of ``pipeline``."""
     folds = cv_folds(task, n_folds, seed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(cfg, build(cfg.sampler))
+    sampler = build(cfg.sampler)
+    if isinstance(sampler, functools.partial):  # a sampler that needs the space (grid)
+        sampler = sampler({name: spec for space in spaces.values() for name, spec in space.items()})
+    study = open_study(cfg, sampler)
 
     def objective(trial: optuna.Trial) -> float:
         params: dict[str, Any] = {}

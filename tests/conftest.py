@@ -1,0 +1,59 @@
+"""Shared fixtures: the real data folder, composing configs, running the CLI for real."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
+
+from automl.config import register_schemas
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+FILE_DATASETS = ("adult", "abalone", "winequality_red", "horse_colic")
+EMBEDDED_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
+MODELS = ("lgbm", "xgb", "rf", "extra_trees", "linear", "hist_gb")
+FAST = ["search.n_trials=1", "evaluation.cv_folds=2", "evaluation.plots=false"]
+
+needs_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"real data folder {SHARED_DATA} is absent"
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    """Outputs and downloads go to temp folders; data files come from ../shared/data."""
+    monkeypatch.setenv("AUTOML_OUTPUT_DIR", str(tmp_path_factory.mktemp("outputs")))
+    monkeypatch.setenv("AUTOML_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("AUTOML_DATA_DIR", str(SHARED_DATA))
+
+
+def compose_train(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
+    """The composed training config, as `python -m automl <overrides>` would see it."""
+    register_schemas()
+    with initialize_config_module("automl.conf", version_base="1.3"):
+        return compose(config_name, overrides=overrides or [])
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run ``python -m <args>`` in a subprocess, capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ),
+    )
+
+
+def run_dirs() -> list[Path]:
+    """Run directories created so far under the current AUTOML_OUTPUT_DIR."""
+    return sorted(Path(os.environ["AUTOML_OUTPUT_DIR"]).glob("runs/*/*"))

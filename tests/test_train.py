@@ -1,0 +1,137 @@
+"""Training end to end, in process: every shipped data set x every model family."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import (
+    EMBEDDED_DATASETS,
+    FAST,
+    FILE_DATASETS,
+    MODELS,
+    compose_train,
+    needs_shared_data,
+)
+
+from automl import load_model
+from automl.data.dataset import load_dataset
+from automl.train import train
+
+# Small but real: 1 trial, 2 folds; forests and boosting capped so the matrix stays quick.
+SMALL = FAST + [
+    "model.classifier.n_estimators=60",
+    "model.regressor.n_estimators=60",
+]
+SMALL_BY_MODEL = {
+    "linear": FAST,
+    "hist_gb": FAST + ["model.classifier.max_iter=60", "model.regressor.max_iter=60"],
+}
+
+
+def fit(tmp_path: Path, dataset: str, model: str, extra: list[str] | None = None) -> dict:
+    cfg = compose_train(
+        [f"dataset={dataset}", f"model={model}", *SMALL_BY_MODEL.get(model, SMALL)] + (extra or [])
+    )
+    return train(cfg, tmp_path)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("dataset", EMBEDDED_DATASETS)
+def test_embedded_dataset_x_model(tmp_path, dataset, model):
+    metrics = fit(tmp_path, dataset, model)
+    assert (tmp_path / "model" / "manifest.json").is_file()
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    if dataset == "diabetes":
+        assert {"rmse", "mae", "r2"} <= set(metrics) and metrics["r2"] > 0.2
+    else:
+        assert metrics["accuracy"] > 0.8
+
+
+@needs_shared_data
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("dataset", FILE_DATASETS)
+def test_file_dataset_x_model(tmp_path, dataset, model):
+    metrics = fit(tmp_path, dataset, model)
+    if dataset in ("abalone", "winequality_red"):
+        assert metrics["r2"] > 0.2
+    else:
+        assert metrics["auc"] > 0.75
+
+
+def test_run_directory_holds_every_artifact(tmp_path):
+    fit(tmp_path, "breast_cancer", "lgbm", ["evaluation.plots=true", "search.n_trials=3"])
+    for name in (
+        "metrics.json",
+        "leaderboard.csv",
+        "model/pipeline.joblib",
+        "model/manifest.json",
+        "plots/roc.png",
+        "plots/confusion_matrix.png",
+        "plots/feature_importance.png",
+    ):
+        assert (tmp_path / name).is_file(), name
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert manifest["classes"] == ["benign", "malignant"]
+    assert manifest["task"] == "binary" and len(manifest["features"]) == 30
+    assert len(manifest["data_fingerprint"]) == 64 and "scikit-learn" in manifest["versions"]
+    assert manifest["config"]["dataset"]["name"] == "breast_cancer"
+    leaderboard = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert len(leaderboard) == 3 and leaderboard["value"].is_monotonic_decreasing
+
+
+def test_regression_plots(tmp_path):
+    fit(tmp_path, "diabetes", "linear", ["evaluation.plots=true"])
+    assert (tmp_path / "plots" / "residuals.png").is_file()
+    assert (tmp_path / "plots" / "feature_importance.png").is_file()
+
+
+def test_saved_model_predicts_like_the_evaluated_one(tmp_path):
+    metrics = fit(tmp_path, "wine", "xgb")
+    model = load_model(tmp_path)
+    cfg = compose_train(["dataset=wine"])
+    data = load_dataset(cfg.dataset, cfg.evaluation, cfg.seed)
+    proba = model.predict_proba(data.test.drop(columns=data.target))
+    y = pd.Categorical(data.test[data.target], categories=model.classes).codes
+    log_loss = -np.mean(np.log(proba.to_numpy()[np.arange(len(y)), y]))
+    assert log_loss == pytest.approx(metrics["log_loss"], rel=1e-6)
+
+
+def test_same_seed_same_model(tmp_path):
+    first = fit(tmp_path / "a", "breast_cancer", "lgbm", ["search.n_trials=3"])
+    second = fit(tmp_path / "b", "breast_cancer", "lgbm", ["search.n_trials=3"])
+    first.pop("train_seconds"), second.pop("train_seconds")
+    assert first == second
+
+
+@pytest.mark.parametrize("search", ["random", "grid"])
+def test_other_samplers(tmp_path, search):
+    extra = [f"search={search}", "search.n_trials=2"]
+    if search == "grid":
+        extra = ["search=grid", "search.sampler.points=2", "search.n_trials=null"]
+    metrics = fit(tmp_path, "iris", "linear", extra)
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert len(board) == 2 and metrics["accuracy"] > 0.8
+
+
+def test_study_resumes_from_storage(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    fit(tmp_path / "a", "iris", "linear", [f"search.storage='{storage}'", "search.n_trials=2"])
+    fit(tmp_path / "b", "iris", "linear", [f"search.storage='{storage}'", "search.n_trials=2"])
+    assert len(pd.read_csv(tmp_path / "b" / "leaderboard.csv")) == 4
+
+
+@pytest.mark.parametrize("features", ["minimal", "none", "target_encoding", "robust"])
+def test_feature_sets_train(tmp_path, features):
+    metrics = fit(tmp_path, "breast_cancer", "lgbm", [f"features={features}"])
+    assert metrics["auc"] > 0.9
+
+
+@needs_shared_data
+@pytest.mark.slow
+def test_adult_lgbm_reaches_the_target_auc(tmp_path):
+    cfg = compose_train(["dataset=adult", "model=lgbm", "evaluation.plots=false"])
+    assert train(cfg, tmp_path)["auc"] >= 0.925
