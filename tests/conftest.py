@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,12 +26,15 @@ needs_shared_data = pytest.mark.skipif(
 )
 
 
+# Data files come from ../shared/data; downloads never touch the user's cache.
+os.environ["AUTOML_DATA_DIR"] = str(SHARED_DATA)
+os.environ["AUTOML_CACHE_DIR"] = tempfile.mkdtemp(prefix="automl-test-cache-")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path_factory, monkeypatch):
-    """Outputs and downloads go to temp folders; data files come from ../shared/data."""
+def _isolated_outputs(tmp_path_factory, monkeypatch):
+    """Each test writes its runs under a fresh output folder."""
     monkeypatch.setenv("AUTOML_OUTPUT_DIR", str(tmp_path_factory.mktemp("outputs")))
-    monkeypatch.setenv("AUTOML_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.setenv("AUTOML_DATA_DIR", str(SHARED_DATA))
 
 
 def compose_train(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:

@@ -95,7 +95,7 @@ def encode_target(target: pd.Series, classes: list[str] | None) -> np.ndarray:
     """Class labels to indices (0..k-1); a label outside ``classes`` is a DataError."""
     if classes is None:
         return target.to_numpy(dtype=float)
-    codes = pd.Categorical(target, categories=classes).codes
+    codes = pd.Index(classes).get_indexer(target)
     if (codes < 0).any():
         bad = sorted(set(target[codes < 0].astype(str)))[:5]
         raise DataError(f"target '{target.name}' has labels outside the classes {classes}: {bad}")

@@ -58,7 +58,8 @@ class NativeCategorical(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def transform(self, X):
         frame = as_frame(X, self.feature_names_in_).copy()
         for col, cats in self.categories_.items():
-            frame[col] = pd.Categorical(frame[col], categories=cats)
+            known = frame[col].where(frame[col].isin(cats))
+            frame[col] = pd.Categorical(known, categories=cats)
         return frame
 
 
@@ -79,7 +80,7 @@ class SignedLog(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 class DateTimeExpander(TransformerMixin, BaseEstimator):
     """Date-time columns to numeric parts (year, month, day, weekday, hour, ...)."""
 
-    def __init__(self, parts: tuple[str, ...] = ("year", "month", "day", "dayofweek", "hour")):
+    def __init__(self, parts: tuple[str, ...] = ("year", "month", "day", "day_of_week", "hour")):
         self.parts = parts
 
     def fit(self, X, y=None):
