@@ -112,7 +112,7 @@ class SearchConfig:
     n_trials: int | None = 20
     time_budget: float | None = None
     start_with_defaults: bool = True
-    storage: str | None = None
+    storage: Any = None  # a database URL, a journal file path, or a storage node
     study_name: str = MISSING
     n_jobs: int = 1
 

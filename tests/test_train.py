@@ -117,8 +117,9 @@ def test_other_samplers(tmp_path, search):
     assert len(board) == 2 and metrics["accuracy"] > 0.8
 
 
-def test_study_resumes_from_storage(tmp_path):
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_study_resumes_from_storage(tmp_path, kind):
+    storage = f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite" else tmp_path / "s.journal"
     fit(tmp_path / "a", "iris", "linear", [f"search.storage='{storage}'", "search.n_trials=2"])
     fit(tmp_path / "b", "iris", "linear", [f"search.storage='{storage}'", "search.n_trials=2"])
     assert len(pd.read_csv(tmp_path / "b" / "leaderboard.csv")) == 4

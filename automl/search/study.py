@@ -6,6 +6,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,17 +39,25 @@ def cv_folds(task: str, n_splits: int, seed: int) -> KFold | StratifiedKFold:
     return kind(n_splits=n_splits, shuffle=True, random_state=seed)
 
 
+def open_storage(storage: Any) -> Any:
+    """Optuna storage from config: a database URL, a journal file path, or a storage node."""
+    if storage is None or "://" in str(storage):
+        return storage
+    if isinstance(storage, str):
+        path = Path(storage).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    return build(storage)
+
+
 def open_study(cfg: Any, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
-    """A new study, or the one in ``search.storage`` (a URL or a storage node) to resume."""
-    storage = cfg.storage
-    if storage is not None and not isinstance(storage, str):
-        storage = build(storage)
+    """A new study, or the one kept in ``search.storage`` under ``study_name`` (resumed)."""
     return optuna.create_study(
         study_name=cfg.study_name,
-        storage=storage,
+        storage=open_storage(cfg.storage),
         sampler=sampler,
         direction="maximize",
-        load_if_exists=storage is not None,
+        load_if_exists=cfg.storage is not None,
     )
 
 
