@@ -36,6 +36,8 @@ class CleanConfig:
 
 @dataclass
 class ColumnContract:
+    """What one column of a data set must look like (also the contract's runtime form)."""
+
     dtype: str = "float"  # float | int | bool | category | datetime
     nullable: bool = True
     required: bool = True

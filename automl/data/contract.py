@@ -14,23 +14,11 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from automl.config import ColumnContract as Column
 from automl.errors import ContractError
 
 NUMERIC_DTYPES = {"float": "float64", "int": "float64", "bool": "float64"}
 SAMPLE = 5
-
-
-@dataclass
-class Column:
-    """What one column must look like (see ``ColumnContract`` in the config schema)."""
-
-    dtype: str = "float"
-    nullable: bool = True
-    required: bool = True
-    unique: bool = False
-    min: float | None = None
-    max: float | None = None
-    allowed: list[Any] | None = None
 
 
 @dataclass
