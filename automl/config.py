@@ -131,6 +131,14 @@ class EvaluationConfig:
 
 
 @dataclass
+class RegistryConfig:
+    enabled: bool = True  # register every successful run as a new model version
+    uri: str = MISSING  # the registry's SQLite database
+    store: str = MISSING  # where registered bundles are kept
+    name: str = MISSING  # the registered model's name, <project>.<dataset> by default
+
+
+@dataclass
 class TrainConfig:
     project: str = "default"
     seed: int = 42
@@ -141,6 +149,8 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    tracking: Any = None  # a node with _target_ building a tracker (see automl/tracking.py)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from automl.bundle.model import Model, fingerprint, library_versions
-from automl.config import to_plain
+from automl.config import build, to_plain
 from automl.data.dataset import Dataset, load_dataset
 from automl.evaluation import evaluate, save_plots
 from automl.features import build_features
@@ -71,6 +71,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         save_plots(final, data.classes, X_test, y_test, run_dir / "plots")
     model.save(run_dir / "model")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    tags = {
+        "project": cfg.project,
+        "dataset": data.name,
+        "model_family": cfg.model.name,
+        "task": data.task,
+    }
+    build(cfg.tracking).log_run(cfg, run_dir, metrics, search.trials, tags)
     log.info(
         "test metrics (%s, %s): %s",
         data.name,
