@@ -139,6 +139,17 @@ class RegistryConfig:
 
 
 @dataclass
+class ProfileConfig:
+    bins: int = 10
+    top_categories: int = 50
+
+
+@dataclass
+class MonitoringConfig:
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+
+
+@dataclass
 class TrainConfig:
     project: str = "default"
     seed: int = 42
@@ -151,6 +162,7 @@ class TrainConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     tracking: Any = None  # a node with _target_ building a tracker (see automl/tracking.py)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
 
 @dataclass

@@ -14,11 +14,13 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from automl.bundle.model import Model, fingerprint, library_versions
+from automl.bundle.registry import Registry
 from automl.config import build, to_plain
 from automl.data.dataset import Dataset, load_dataset
 from automl.evaluation import evaluate, save_plots
 from automl.features import build_features
 from automl.models import build_model, model_param_prefix, model_space
+from automl.monitoring.profile import build_profile
 from automl.search import run_search
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         seed=cfg.seed,
     )
     final = clone(pipeline).set_params(**search.best_params).fit(X, y)
-    model = Model(final, manifest(cfg, data, search.best_params))
+    model = Model(
+        final, manifest(cfg, data, search.best_params), reference_profile(cfg, data, final, X)
+    )
     metrics = evaluate(final, X_test, y_test, to_plain(cfg.evaluation.report[data.task]))
     metrics = {"cv_" + scoring.removeprefix("neg_"): abs(search.best_score), **metrics}
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
@@ -78,6 +82,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "task": data.task,
     }
     build(cfg.tracking).log_run(cfg, run_dir, metrics, search.trials, tags)
+    if cfg.registry.enabled:
+        registry = Registry(cfg.registry.uri, cfg.registry.store)
+        version = registry.register(cfg.registry.name, run_dir / "model", model.manifest, run_dir)
+        log.info("registered %s version %d (in %s)", cfg.registry.name, version, registry.uri)
     log.info(
         "test metrics (%s, %s): %s",
         data.name,
@@ -85,6 +93,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
     )
     return metrics
+
+
+def reference_profile(cfg: DictConfig, data: Dataset, pipeline: Pipeline, X: Any) -> dict:
+    """The training data's profile for drift monitoring, with the model's predictions."""
+    predictions = pipeline.predict(X) if data.classes is None else pipeline.predict_proba(X)
+    settings = cfg.monitoring.profile
+    return build_profile(X, predictions, data.classes, settings.bins, settings.top_categories)
 
 
 def manifest(cfg: DictConfig, data: Dataset, params: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from automl.errors import AutomlError
 log = logging.getLogger(__name__)
 PIPELINE = "pipeline.joblib"
 MANIFEST = "manifest.json"
+CHECKSUM = "manifest.sha256"
+PROFILE = "profile.json"
 LIBRARIES = ("automl", "scikit-learn", "lightgbm", "xgboost-cpu", "pandas", "numpy", "optuna")
 
 
@@ -61,9 +63,12 @@ def sha256(path: Path) -> str:
 class Model:
     """A trained pipeline that validates its input and predicts labels or values."""
 
-    def __init__(self, pipeline: Any, manifest: dict[str, Any]) -> None:
+    def __init__(
+        self, pipeline: Any, manifest: dict[str, Any], profile: dict[str, Any] | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.manifest = manifest
+        self.profile = profile
         self.contract = Contract.from_config(manifest["contract"], name=manifest["dataset"])
         self.input_contract = self.contract.without(manifest["target"])
 
@@ -101,14 +106,23 @@ class Model:
         return out
 
     def save(self, path: Path) -> Path:
-        """Write the bundle to ``path`` atomically (temp directory, then rename)."""
+        """Write the bundle to ``path`` atomically (temp directory, then rename).
+
+        ``manifest.sha256`` holds the manifest's own hash; the manifest holds the others.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
         try:
             joblib.dump(self.pipeline, staging / PIPELINE)
-            manifest = dict(self.manifest, files={PIPELINE: sha256(staging / PIPELINE)})
+            files = [PIPELINE]
+            if self.profile is not None:
+                (staging / PROFILE).write_text(json.dumps(self.profile, default=str))
+                files.append(PROFILE)
+            hashes = {name: sha256(staging / name) for name in files}
+            manifest = dict(self.manifest, files=hashes)
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+            (staging / CHECKSUM).write_text(sha256(staging / MANIFEST) + "\n")
             os.replace(staging, path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -119,14 +133,11 @@ class Model:
     def load(cls, path: str | Path) -> Model:
         """Load a bundle (or the bundle of a run directory), checking each file's hash."""
         bundle = resolve_bundle(Path(path))
-        manifest = json.loads((bundle / MANIFEST).read_text())
+        manifest = read_manifest(bundle)
         for name, expected in manifest.get("files", {}).items():
             file = bundle / name
             if not file.is_file() or sha256(file) != expected:
-                raise AutomlError(
-                    f"bundle '{bundle}' is damaged: '{name}' is missing or does not match its "
-                    "SHA-256 in the manifest; retrain or restore the bundle"
-                )
+                raise damaged(bundle, f"'{name}' is missing or does not match its SHA-256")
         skew = {
             lib: f"{was} -> {now}"
             for lib, now in library_versions().items()
@@ -134,7 +145,24 @@ class Model:
         }
         if skew:
             log.warning("bundle '%s' was made with other library versions: %s", bundle, skew)
-        return cls(joblib.load(bundle / PIPELINE), manifest)
+        profile = None
+        if (bundle / PROFILE).is_file():
+            profile = json.loads((bundle / PROFILE).read_text())
+        return cls(joblib.load(bundle / PIPELINE), manifest, profile)
+
+
+def damaged(bundle: Path, what: str) -> AutomlError:
+    return AutomlError(f"bundle '{bundle}' is damaged: {what}; retrain or restore the bundle")
+
+
+def read_manifest(bundle: Path) -> dict[str, Any]:
+    """The manifest, after checking it against ``manifest.sha256``."""
+    checksum = bundle / CHECKSUM
+    if not checksum.is_file():
+        raise damaged(bundle, f"'{CHECKSUM}' is missing")
+    if sha256(bundle / MANIFEST) != checksum.read_text().strip():
+        raise damaged(bundle, f"'{MANIFEST}' does not match its SHA-256 (edited or truncated)")
+    return json.loads((bundle / MANIFEST).read_text())
 
 
 def resolve_bundle(path: Path) -> Path:
@@ -145,6 +173,12 @@ def resolve_bundle(path: Path) -> Path:
     raise AutomlError(f"no model bundle at '{path}' (expected {MANIFEST} there or in model/)")
 
 
-def load_model(path: str | Path) -> Model:
-    """Load a trained model from a bundle or run directory."""
-    return Model.load(path)
+def load_model(ref: str | Path, registry: Any = None) -> Model:
+    """Load a model by reference: a bundle or run directory, or ``name@alias`` / ``name/3``
+    / ``name`` (latest version) in the registry (the default one when ``registry`` is None).
+    """
+    from automl.bundle.registry import Registry
+
+    if Path(ref).expanduser().exists():
+        return Model.load(Path(ref).expanduser())
+    return Model.load((registry or Registry.default()).resolve(str(ref)))

@@ -1,0 +1,1 @@
+"""Monitoring: the reference profile of the training data (drift checks build on it)."""
