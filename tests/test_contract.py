@@ -101,3 +101,9 @@ def test_failing_rows_gives_a_reason_per_row():
 def test_round_trip_through_dict():
     again = Contract.from_config(contract().to_dict(), name="people")
     assert again.columns == contract().columns
+
+
+def test_input_contract_of_a_strict_data_set_ignores_the_target():
+    strict = Contract.from_config({**SPEC, "strict": True}, name="people")
+    out = strict.without("score").validate(frame())  # a labelled file scored again
+    assert "score" not in out.columns

@@ -28,6 +28,7 @@ class Contract:
     columns: dict[str, Column] = field(default_factory=dict)
     strict: bool = False
     name: str = "data"
+    ignored: tuple[str, ...] = ()  # columns allowed even when strict (the target, at predict)
 
     @classmethod
     def from_config(cls, spec: dict[str, Any], name: str = "data") -> Contract:
@@ -53,7 +54,7 @@ class Contract:
     def without(self, *names: str) -> Contract:
         """The contract for inputs: the same columns less ``names`` (the target)."""
         kept = {c: v for c, v in self.columns.items() if c not in names}
-        return Contract(columns=kept, strict=self.strict, name=self.name)
+        return Contract(columns=kept, strict=self.strict, name=self.name, ignored=names)
 
     def check_columns(self, columns: list[str]) -> None:
         """Fail, naming them, when required columns are missing (or extra, when strict)."""
@@ -62,7 +63,7 @@ class Contract:
         if missing:
             raise ContractError(f"{self.name}: missing required column(s): {', '.join(missing)}")
         if self.strict:
-            extra = [c for c in columns if c not in self.columns]
+            extra = [c for c in columns if c not in self.columns and c not in self.ignored]
             if extra:
                 raise ContractError(
                     f"{self.name}: columns not in the strict contract: {', '.join(extra)}"

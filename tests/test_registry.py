@@ -1,0 +1,273 @@
+"""Bundles (hashes, tampering, profile), the registry and model references end to end."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
+
+from automl import load_model
+from automl.bundle.model import CHECKSUM, MANIFEST, PIPELINE, PROFILE, sha256
+from automl.bundle.registry import Registry
+from automl.errors import AutomlError
+from automl.registry import main as registry_cli
+from automl.train import train
+
+IRIS = ["dataset=iris", "model=linear", *FAST]
+
+
+def registry() -> Registry:
+    return Registry.default()
+
+
+@pytest.fixture
+def iris_run(tmp_path) -> Path:
+    train(compose_train(IRIS), tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_run_registers_a_version_with_a_copy_of_its_bundle(iris_run):
+    [row] = registry().versions("default.iris").to_dict("records")
+    assert row["version"] == 1 and row["family"] == "linear" and row["accuracy"] > 0.8
+    stored = registry().resolve("default.iris/1")
+    assert stored != iris_run / "model" and (stored / MANIFEST).is_file()
+    assert load_model("default.iris").classes == load_model(iris_run).classes
+
+
+def test_references(iris_run):
+    train(compose_train(IRIS + ["seed=7"]), iris_run.parent / "again")
+    reg = registry()
+    assert reg.version_of("default.iris") == ("default.iris", 2)
+    reg.set_alias("default.iris", "production", 1)
+    assert reg.version_of("default.iris@production") == ("default.iris", 1)
+    reg.set_alias("default.iris", "production", 2)  # moved
+    assert reg.version_of("default.iris@production") == ("default.iris", 2)
+    for ref, message in [
+        ("default.nope", "no model 'default.nope'.*default.iris"),
+        ("default.iris/9", r"no version 9 \(versions: \[1, 2\]\)"),
+        ("default.iris@staging", r"no alias 'staging' \(aliases: \['production'\]\)"),
+        ("a b@@c", "neither a bundle"),
+    ]:
+        with pytest.raises(AutomlError, match=message):
+            load_model(ref)
+
+
+def test_cli_promote_show_list_delete(iris_run, capsys):
+    train(compose_train(IRIS + ["seed=7"]), iris_run.parent / "again")
+    assert registry_cli(["promote", "default.iris/1", "production"]) == 0
+    assert registry_cli(["promote", "default.iris", "staging"]) == 0
+    assert registry_cli(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "default.iris" in out and "production=1" in out and "staging=2" in out
+    assert registry_cli(["delete", "default.iris/1"]) == 1  # aliased
+    assert "aliased as ['production']" in capsys.readouterr().err
+    stored = registry().resolve("default.iris/1")
+    assert registry_cli(["delete", "default.iris/1", "--force"]) == 0
+    assert not stored.exists()
+    assert registry_cli(["show", "default.iris"]) == 0
+    assert "staging" in capsys.readouterr().out
+
+
+def test_compare_filters_sorts_pages_and_exports_2000_runs(tmp_path):
+    reg = Registry(tmp_path / "registry.db", tmp_path / "models")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / MANIFEST).write_text("{}")
+    rng = np.random.default_rng(0)
+    aucs = rng.uniform(0.8, 0.95, 2000)
+    with reg.connect(write=True) as db:  # 2,000 runs, as many training jobs would leave
+        db.executemany(
+            "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    "p.adult",
+                    i + 1,
+                    str(bundle),
+                    None,
+                    "p",
+                    "adult",
+                    ["lgbm", "xgb"][i % 2],
+                    "binary",
+                    json.dumps({"auc": auc, "log_loss": 1 - auc}),
+                    "2026-11-28",
+                )
+                for i, auc in enumerate(aucs)
+            ],
+        )
+    reg.register(
+        "p.adult",
+        bundle,
+        {"dataset": "adult", "model_family": "rf", "metrics": {"auc": 0.5}},
+        tmp_path,
+    )
+    page = reg.compare(dataset="adult", metric="auc", family="lgbm", limit=20, offset=20)
+    lgbm = np.sort(aucs[::2])[::-1]
+    assert np.allclose(page["auc"], lgbm[20:40])
+    high = reg.compare(dataset="adult", metric="auc", min_value=0.9, limit=None)
+    assert len(high) == int((aucs >= 0.9).sum())
+    out = tmp_path / "runs.csv"
+    assert (
+        registry_cli(
+            [
+                "--registry",
+                str(tmp_path),
+                "compare",
+                "--dataset",
+                "adult",
+                "--metric",
+                "log_loss",
+                "--ascending",
+                "--page",
+                "2",
+                "--csv",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    exported = pd.read_csv(out)
+    assert len(exported) == 2000 and exported["log_loss"].is_monotonic_increasing
+
+
+def test_two_training_processes_register_at_once():
+    env = dict(os.environ)
+    command = [sys.executable, "-m", "automl", *IRIS, "model=linear"]
+    procs = [
+        subprocess.Popen(
+            command + [f"seed={s}"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in (1, 2)
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    versions = registry().versions("default.iris")
+    assert sorted(versions["version"]) == [1, 2]
+    assert len(set(versions["run_dir"])) == 2
+    for version in (1, 2):
+        assert load_model(f"default.iris/{version}").task == "multiclass"
+
+
+def test_registering_from_two_processes_in_a_tight_loop(tmp_path, iris_run):
+    script = (
+        "import sys, json; from pathlib import Path; from automl.bundle.registry import Registry\n"
+        "reg = Registry(sys.argv[1], sys.argv[2]); b = Path(sys.argv[3])\n"
+        "m = json.loads((b / 'manifest.json').read_text())\n"
+        "print([reg.register('race', b, m, b) for _ in range(15)])\n"
+    )
+    args = [str(tmp_path / "r.db"), str(tmp_path / "models"), str(iris_run / "model")]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    got = [v for p in procs for v in json.loads(p.communicate(timeout=300)[0])]
+    assert sorted(got) == list(range(1, 31))
+    reg = Registry(tmp_path / "r.db", tmp_path / "models")
+    for version in (1, 15, 30):
+        assert load_model(f"race/{version}", registry=reg).classes
+    assert not list((tmp_path / "models" / "race").glob(".incoming-*"))
+
+
+def test_tampered_or_truncated_bundles_are_refused(iris_run):
+    bundle = iris_run / "model"
+    pipeline = bundle / PIPELINE
+    original = pipeline.read_bytes()
+    pipeline.write_bytes(original[:-100])
+    with pytest.raises(AutomlError, match="damaged: 'pipeline.joblib' is missing or does not"):
+        load_model(iris_run)
+    pipeline.write_bytes(original[:50] + b"X" + original[51:])
+    with pytest.raises(AutomlError, match="damaged"):
+        load_model(iris_run)
+    pipeline.write_bytes(original)
+    manifest = bundle / MANIFEST
+    text = manifest.read_text()
+    manifest.write_text(text.replace('"multiclass"', '"binary"'))
+    with pytest.raises(AutomlError, match="'manifest.json' does not match its SHA-256"):
+        load_model(iris_run)
+    manifest.write_text(text[: len(text) // 2])
+    with pytest.raises(AutomlError, match="edited or truncated"):
+        load_model(iris_run)
+    manifest.write_text(text)
+    (bundle / CHECKSUM).unlink()
+    with pytest.raises(AutomlError, match="'manifest.sha256' is missing"):
+        load_model(iris_run)
+
+
+def test_version_skew_warns_naming_the_library(iris_run, caplog):
+    bundle = iris_run / "model"
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["versions"]["scikit-learn"] = "0.1.0"
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+    (bundle / CHECKSUM).write_text(sha256(bundle / MANIFEST))
+    with caplog.at_level(logging.WARNING):
+        load_model(iris_run)
+    assert "other library versions" in caplog.text and "scikit-learn" in caplog.text
+
+
+def test_crash_while_saving_leaves_no_bundle(iris_run, tmp_path):
+    model = load_model(iris_run)
+    model.pipeline = lambda: None  # joblib cannot pickle a lambda
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        model.save(tmp_path / "new")
+    assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".new.*"))
+
+
+def test_reference_profile_is_in_the_bundle(iris_run):
+    model = load_model(iris_run)
+    assert (iris_run / "model" / PROFILE).is_file()
+    petal = model.profile["columns"]["petal length (cm)"]
+    assert petal["kind"] == "numeric" and sum(petal["counts"]) == model.profile["rows"]
+    assert len(petal["edges"]) <= 9 and petal["missing_rate"] == 0.0
+    prediction = model.profile["prediction"]
+    assert set(prediction["frequencies"]) <= set(model.classes)
+    assert sum(prediction["mean_proba"].values()) == pytest.approx(1.0)
+
+
+@needs_shared_data
+def test_promote_and_score_by_alias_end_to_end(tmp_path):
+    """Train adult twice, promote v2, score by alias; move the alias back, score again."""
+    for seed in (1, 2):
+        train(
+            compose_train(
+                [
+                    "dataset=adult",
+                    "model=lgbm",
+                    *FAST,
+                    f"seed={seed}",
+                    "search.n_trials=1",
+                    "model.classifier.num_leaves=15",
+                ]
+            ),
+            tmp_path / f"run{seed}",
+        )
+    rows = pd.read_csv(
+        SHARED_DATA / "adult-test.csv", header=None, skipinitialspace=True, nrows=500
+    )
+    rows.columns = list(load_model("default.adult/1").contract.columns)
+    rows.drop(columns="income").to_csv(tmp_path / "new.csv", index=False)
+    expected = {v: load_model(f"default.adult/{v}").score(rows) for v in (1, 2)}
+    assert not np.allclose(expected[1]["proba_>50K"], expected[2]["proba_>50K"])
+    for version in (2, 1):
+        assert registry_cli(["promote", f"default.adult/{version}", "production"]) == 0
+        out = tmp_path / f"scored{version}.csv"
+        result = run_cli(
+            "automl.predict",
+            "model=default.adult@production",
+            f"input={tmp_path / 'new.csv'}",
+            f"output={out}",
+        )
+        assert result.returncode == 0, result.stderr
+        scored = pd.read_csv(out)
+        assert np.allclose(scored["proba_>50K"], expected[version]["proba_>50K"])
