@@ -1,12 +1,37 @@
-"""Experiment tracking: what a training run reports, and where."""
+"""Experiment tracking: what a training run reports, and where.
+
+``conf/tracking/`` picks the tracker (``tracking=mlflow``, the default, or
+``tracking=none``); ``automl.train.train`` calls its ``log_run`` once the run's
+artifacts are on disk. A tracker never fails a run: the run directory is the record,
+the tracker a copy of it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import math
+import numbers
+import re
+import subprocess
+import os
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+# MLflow's limits (mlflow.utils.validation), repeated so that they cost no import.
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+MAX_KEY = 250
+PARAMS_PER_BATCH = 100  # params + tags in one log_batch call
+METRICS_PER_BATCH = 1000
+_BAD_KEY_CHARS = re.compile(r"[^\w.\- :]")
 
 
 class NoTracking:
@@ -22,3 +47,337 @@ class NoTracking:
     ) -> str | None:
         """Record a finished training run; returns the tracker's run id (None here)."""
         return None
+
+
+class MlflowTracking:
+    """Log each training run to an MLflow tracking store (``tracking=mlflow``).
+
+    One MLflow run per training run, in experiment ``experiment`` (created when missing):
+    the flattened composed config as params, the metrics, the tags, and the run's
+    artifacts (``model/``, ``plots/``, ``leaderboard.csv``, ``metrics.json``). The
+    ``log_best_trials`` best search trials become nested child runs (their parameters
+    and CV score); every trial is in the ``leaderboard.csv`` artifact.
+
+    ``uri`` is any MLflow tracking URI: ``sqlite:///path/mlflow.db`` (a relative path is
+    taken from the current directory; artifacts then go to ``mlflow-artifacts/`` beside
+    the database unless ``artifact_location`` says otherwise) or ``http://host:5000``
+    (the server decides where artifacts go).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        log_best_trials: int = 5,
+        log_artifacts: bool = True,
+        artifact_location: str | None = None,
+    ) -> None:
+        self.uri = absolute_sqlite_uri(str(uri))
+        self.experiment = experiment
+        self.log_best_trials = max(int(log_best_trials), 0)
+        self.log_artifacts = bool(log_artifacts)
+        self.artifact_location = artifact_location
+
+    def log_run(
+        self,
+        cfg: DictConfig,
+        run_dir: Path,
+        metrics: dict[str, float],
+        trials: pd.DataFrame,
+        tags: dict[str, Any],
+    ) -> str | None:
+        """Record a finished training run; returns the MLflow run id, or None on failure."""
+        started = time.perf_counter()
+        run_id = None
+        client = None
+        try:
+            # MLflow 3 reports usage over the network unless told not to; a user opts in.
+            os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+            from mlflow import MlflowClient  # lazily: tracking=none never imports mlflow
+
+            database = sqlite_path(self.uri)
+            if database is not None:
+                database.parent.mkdir(parents=True, exist_ok=True)
+            # MLflow creates a new SQLite store without a lock: jobs of a parallel sweep
+            # would race on its tables, so they take turns (and never meet a locked file).
+            with exclusive(database):
+                client = MlflowClient(tracking_uri=self.uri)
+                experiment_id = self._experiment_id(client)
+                run_id = self._log_parent(client, experiment_id, cfg, Path(run_dir), metrics, tags)
+                self._log_trials(client, experiment_id, run_id, cfg, trials, tags)
+                client.set_terminated(run_id, "FINISHED")
+        except Exception as exc:  # a tracking failure never loses the run
+            log.warning(
+                "MLflow tracking at %s failed, the run is kept in %s only: %s: %s",
+                self.uri,
+                run_dir,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
+            if client is not None and run_id is not None:
+                with contextlib.suppress(Exception):  # best effort, on a store that failed
+                    client.set_terminated(run_id, "FAILED")
+            return None
+        log.info(
+            "MLflow run %s logged to %s (experiment %r) in %.2fs",
+            run_id,
+            self.uri,
+            self.experiment,
+            time.perf_counter() - started,
+        )
+        return run_id
+
+    # -- the pieces -------------------------------------------------------------------
+
+    def _experiment_id(self, client: Any) -> str:
+        """The experiment's id; created (with its artifact location) when missing."""
+        from mlflow.exceptions import MlflowException
+
+        found = client.get_experiment_by_name(self.experiment)
+        if found is None:
+            try:
+                return client.create_experiment(
+                    self.experiment, artifact_location=self._artifact_location()
+                )
+            except MlflowException:  # created meanwhile by a parallel job of a sweep
+                found = client.get_experiment_by_name(self.experiment)
+                if found is None:
+                    raise
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return found.experiment_id
+
+    def _artifact_location(self) -> str | None:
+        """Where a new experiment keeps its artifacts: beside a local SQLite database."""
+        if self.artifact_location:
+            location = str(self.artifact_location)
+            if "://" in location or location.startswith("file:"):
+                return location
+            return Path(location).expanduser().resolve().as_uri()
+        database = sqlite_path(self.uri)
+        if database is None:
+            return None  # a server (or another store) picks its default
+        folder = re.sub(r"[^\w.\-]", "_", self.experiment) or "experiment"
+        return (database.parent / "mlflow-artifacts" / folder).as_uri()
+
+    def _log_parent(
+        self,
+        client: Any,
+        experiment_id: str,
+        cfg: DictConfig,
+        run_dir: Path,
+        metrics: dict[str, float],
+        tags: dict[str, Any],
+    ) -> str:
+        run_tags = {str(k): str(v) for k, v in tags.items()}
+        run_tags["run_dir"] = str(run_dir.resolve())
+        commit = git_commit()
+        if commit:
+            run_tags["git_commit"] = commit
+            run_tags["mlflow.source.git.commit"] = commit
+        run = client.create_run(experiment_id, run_name=run_dir.name, tags=clean_tags(run_tags))
+        run_id = run.info.run_id
+        params = flatten(OmegaConf.to_container(cfg, resolve=True))
+        log_batches(client, run_id, params=params, metrics=metrics)
+        if self.log_artifacts:
+            for folder in ("model", "plots"):
+                if (run_dir / folder).is_dir():
+                    client.log_artifacts(run_id, str(run_dir / folder), folder)
+            for name in ("leaderboard.csv", "metrics.json"):
+                if (run_dir / name).is_file():
+                    client.log_artifact(run_id, str(run_dir / name))
+        return run_id
+
+    def _log_trials(
+        self,
+        client: Any,
+        experiment_id: str,
+        parent_id: str,
+        cfg: DictConfig,
+        trials: pd.DataFrame,
+        tags: dict[str, Any],
+    ) -> None:
+        """The best ``log_best_trials`` complete trials, as child runs of ``parent_id``."""
+        if not self.log_best_trials or trials is None or trials.empty:
+            return
+        best = trials
+        if "state" in best:
+            best = best[best["state"].astype(str) == "COMPLETE"]
+        best = best.dropna(subset=["value"]).sort_values("value", ascending=False)
+        scoring = str(OmegaConf.select(cfg, f"evaluation.cv_metric.{tags.get('task')}") or "")
+        cv_key = "cv_" + scoring.removeprefix("neg_") if scoring else "cv_score"
+        for _, trial in best.head(self.log_best_trials).iterrows():
+            number = int(trial["number"])
+            child_tags = {
+                "mlflow.parentRunId": parent_id,
+                "trial_number": str(number),
+                **{str(k): str(v) for k, v in tags.items()},
+            }
+            child = client.create_run(
+                experiment_id, run_name=f"trial-{number}", tags=clean_tags(child_tags)
+            )
+            value = float(trial["value"])
+            child_metrics = {
+                cv_key: abs(value) if scoring.startswith("neg_") else value,
+                "cv_score": value,
+            }
+            params = {}
+            for column, cell in trial.items():
+                if is_missing(cell):
+                    continue
+                if column.startswith("params_"):
+                    params[column.removeprefix("params_")] = cell
+                elif column.startswith("user_attrs_") and is_number(cell):
+                    child_metrics[column.removeprefix("user_attrs_")] = float(cell)
+            if "duration" in trial and isinstance(trial["duration"], pd.Timedelta):
+                child_metrics["duration_seconds"] = trial["duration"].total_seconds()
+            log_batches(client, child.info.run_id, params=params, metrics=child_metrics)
+            client.set_terminated(child.info.run_id, "FINISHED")
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def absolute_sqlite_uri(uri: str) -> str:
+    """``uri`` with a relative SQLite path made absolute (from the current directory)."""
+    database = sqlite_path(uri)
+    if database is None:
+        return uri
+    _, sep, query = uri.partition("?")
+    return "sqlite:///" + database.as_posix() + sep + query
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The absolute database path of a ``sqlite:///`` URI (None: not a SQLite file)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path, _, _ = uri.removeprefix("sqlite:///").partition("?")
+    if not path or path == ":memory:":
+        return None
+    return Path(path).expanduser().resolve()
+
+
+@contextlib.contextmanager
+def exclusive(database: Path | None, wait: float = 120.0) -> Iterator[None]:
+    """Hold ``<database>.lock`` (between processes of this machine) while the block runs.
+
+    No lock for a server URI, where fcntl is missing (Windows), or after ``wait`` seconds.
+    """
+    if database is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(database.with_name(database.name + ".lock"), "a") as handle:
+        deadline = time.monotonic() + wait
+        locked = False
+        while not locked:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def git_commit() -> str | None:
+    """The current directory's git commit, or None outside a git work tree."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and commit else None
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, str]:
+    """A nested config as {dotted key: value as text}; lists are kept as one value."""
+    if isinstance(node, dict):
+        flat: dict[str, str] = {}
+        for key, value in node.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict) and value:
+                flat.update(flatten(value, name))
+            else:
+                flat[name] = "null" if value is None else str(value)
+        return flat
+    return {prefix or "value": str(node)}
+
+
+def clean_key(key: str) -> str:
+    """A key MLflow accepts: allowed characters only, no path tricks, at most 250 long."""
+    key = _BAD_KEY_CHARS.sub("_", str(key)).strip() or "_"
+    if key.startswith("."):  # "." and "..x" read as paths
+        key = "_" + key
+    return key[:MAX_KEY]
+
+
+def clip(value: Any, limit: int) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def clean_tags(tags: dict[str, str]) -> dict[str, str]:
+    # keys such as mlflow.parentRunId are already valid and must keep their exact name
+    return {clean_key(k): clip(v, MAX_TAG_VALUE) for k, v in tags.items()}
+
+
+def is_missing(value: Any) -> bool:
+    if value is None or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def log_batches(
+    client: Any,
+    run_id: str,
+    params: dict[str, Any] | None = None,
+    metrics: dict[str, float] | None = None,
+) -> None:
+    """Params and metrics in as few ``log_batch`` calls as MLflow's batch limits allow."""
+    from mlflow.entities import Metric, Param
+
+    now = int(time.time() * 1000)
+    param_list = [Param(k, clip(v, MAX_PARAM_VALUE)) for k, v in unique(params or {})]
+    metric_list = [Metric(k, float(v), now, 0) for k, v in unique(metrics or {}) if is_number(v)]
+    param_batches = list(chunks(param_list, PARAMS_PER_BATCH)) or [[]]
+    metric_batches = list(chunks(metric_list, METRICS_PER_BATCH)) or [[]]
+    for i in range(max(len(param_batches), len(metric_batches))):
+        batch_params = param_batches[i] if i < len(param_batches) else []
+        batch_metrics = metric_batches[i] if i < len(metric_batches) else []
+        if batch_params or batch_metrics:
+            client.log_batch(run_id, metrics=batch_metrics, params=batch_params)
+
+
+def unique(items: dict[str, Any]) -> Iterable[tuple[str, Any]]:
+    """Items under cleaned keys; a key that cleans to one already seen is dropped."""
+    seen: set[str] = set()
+    for key, value in items.items():
+        name = clean_key(key)
+        if name not in seen:
+            seen.add(name)
+            yield name, value

@@ -19,7 +19,8 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 FILE_DATASETS = ("adult", "abalone", "winequality_red", "horse_colic")
 EMBEDDED_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
 MODELS = ("lgbm", "xgb", "rf", "extra_trees", "linear", "hist_gb")
-FAST = ["search.n_trials=1", "evaluation.cv_folds=2", "evaluation.plots=false"]
+# Small runs; tracking is tested on its own (tests/test_tracking.py).
+FAST = ["search.n_trials=1", "evaluation.cv_folds=2", "evaluation.plots=false", "tracking=none"]
 
 needs_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"real data folder {SHARED_DATA} is absent"
