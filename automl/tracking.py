@@ -12,9 +12,9 @@ import contextlib
 import logging
 import math
 import numbers
+import os
 import re
 import subprocess
-import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
