@@ -15,7 +15,19 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## train the default job on an embedded data set
 	$(BIN)/python -m automl
 
-test: $(STAMP)  ## the test suite (without the slow end-to-end tests), with coverage
+.PHONY: browser
+browser:  ## Chromium for the browser test of the data profile report, installed when missing
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	echo "Chromium is missing: installing it with apt-get (tests/test_ingest_report.py needs it)"; \
+	SUDO=; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	if $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; then \
+		echo "Chromium installed: /usr/bin/chromium"; \
+	else \
+		echo "WARNING: could not install Chromium (needs root or sudo and the Debian archive):" \
+			"the browser test of the data profile report will be skipped."; \
+	fi
+
+test: $(STAMP) browser  ## the test suite (without the slow end-to-end tests), with coverage
 	$(BIN)/python -m pytest -m "not slow" --cov=automl --cov-report=term $(PYTEST_ARGS)
 
 test-all: $(STAMP)  ## every test, slow ones included
@@ -27,6 +39,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_vs_lightgbm.py
+	$(BIN)/python bench/score_at_scale.py
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache .coverage build dist *.egg-info

@@ -171,8 +171,62 @@ class PredictConfig:
     input: str = MISSING
     output: str = MISSING
     keep_columns: bool = True
+    chunk_size: int = 100_000
+    rejects: str | None = None  # None: <output stem>.rejects.<output suffix>
+    on_bad_rows: str = "reject"  # reject | fail
+    n_jobs: int = 2
+    progress: bool = True
     paths: PathsConfig = field(default_factory=PathsConfig)
     formats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class IngestLimits:
+    max_categories: int = 50
+    min_parsed: float = 0.95
+    identifier_min_rows: int = 50
+    text_min_length: float = 30.0
+
+
+@dataclass
+class IngestContract:
+    range_margin: float = 0.1
+    max_allowed: int = 50
+
+
+@dataclass
+class IngestReport:
+    enabled: bool = True
+    leakage_threshold: float = 0.98
+    max_plots: int = 40
+    max_rows: int = 100_000
+
+
+@dataclass
+class IngestPaths:
+    cache_dir: str = MISSING
+
+
+@dataclass
+class IngestConfig:
+    input: str = MISSING
+    target: str = MISSING
+    name: str = MISSING
+    task: str | None = None
+    positive_class: Any = None
+    conf_dir: str = "automl_conf"
+    output_format: str = "parquet"
+    read: dict[str, Any] = field(default_factory=dict)
+    chunk_size: int = 100_000
+    sample_rows: int = 20_000
+    on_bad_rows: str = "fail"
+    drop_kinds: list[str] = field(default_factory=list)
+    max_classes: int = 20
+    limits: IngestLimits = field(default_factory=IngestLimits)
+    contract: IngestContract = field(default_factory=IngestContract)
+    report: IngestReport = field(default_factory=IngestReport)
+    progress: bool = True
+    paths: IngestPaths = field(default_factory=IngestPaths)
 
 
 def register_schemas() -> None:
@@ -180,6 +234,7 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="predict_schema", node=PredictConfig)
+    store.store(name="ingest_schema", node=IngestConfig)
 
 
 def build(node: Any, /, **kwargs: Any) -> Any:
