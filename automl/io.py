@@ -1,28 +1,59 @@
-"""Tables in and out of files, the format chosen by the file's suffix (formats from config)."""
+"""Tables in and out of files, the format chosen by the file's suffix (formats from config).
+
+Each entry of ``formats`` (``conf/apps/predict.yaml``) says how its files are read whole
+(``read``) and written whole (``write``), and, for batch scoring, how they are read in
+chunks (``stream``: a callable ``(path, chunk_size)`` yielding DataFrames) and written
+chunk by chunk (``append``: a callable ``(path)`` returning an object with ``write(frame)``
+and ``close()``). ``rows`` optionally counts a file's rows cheaply (Parquet metadata).
+"""
 
 from __future__ import annotations
 
+import bz2
+import contextlib
+import gzip
+import lzma
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from automl.config import build, to_plain
 from automl.data.sources import read_table
 from automl.errors import ConfigError, DataError
 
+COMPRESSION = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}
+READ_ERRORS = (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError, pa.ArrowException)
 
-def file_format(path: Path, formats: Any) -> Any:
-    """The ``formats`` entry for ``path`` (``.csv.gz`` counts as ``csv``)."""
+
+def format_name(path: Path, formats: Any) -> str:
+    """The key of ``formats`` that ``path``'s suffix names (``.csv.gz`` counts as ``csv``)."""
     suffixes = [s.lstrip(".").lower() for s in path.suffixes]
     for name in reversed(suffixes):
         if name in formats:
-            return formats[name]
+            return name
     raise ConfigError(
         f"cannot tell the format of '{path}' from its suffix; known: {', '.join(formats)}"
     )
+
+
+def file_format(path: Path, formats: Any) -> Any:
+    """The ``formats`` entry for ``path`` (``.csv.gz`` counts as ``csv``)."""
+    return formats[format_name(path, formats)]
+
+
+def split_suffix(path: Path, formats: Any) -> tuple[str, str]:
+    """``path``'s name cut before its format suffix: ``a.b.csv.gz`` -> (``a.b``, ``.csv.gz``)."""
+    name = format_name(path, formats)
+    suffixes = path.suffixes
+    at = max(i for i, s in enumerate(suffixes) if s.lstrip(".").lower() == name)
+    tail = "".join(suffixes[at:])
+    return path.name[: -len(tail)], tail
 
 
 def read_file(path: str | Path, formats: Any) -> pd.DataFrame:
@@ -48,3 +79,259 @@ def write_file(frame: pd.DataFrame, path: str | Path, formats: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+# --- reading in chunks -------------------------------------------------------------------
+
+
+def pandas_chunks(
+    path: Path, chunk_size: int, reader: Callable[..., Any], size_arg: str = "chunksize"
+) -> Iterator[pd.DataFrame]:
+    """Chunks from a pandas reader that streams when given a chunk size (CSV, JSON lines)."""
+    with reader(path, **{size_arg: chunk_size}) as chunks:
+        yield from chunks
+
+
+def parquet_chunks(path: Path, chunk_size: int, **options: Any) -> Iterator[pd.DataFrame]:
+    """Record batches of a Parquet file as DataFrames (``options`` go to ``iter_batches``)."""
+    with pq.ParquetFile(path) as file:
+        for batch in file.iter_batches(batch_size=chunk_size, **options):
+            yield batch.to_pandas()
+
+
+def whole_file_chunks(
+    path: Path, chunk_size: int, reader: Callable[..., pd.DataFrame]
+) -> Iterator[pd.DataFrame]:
+    """Slices of a file that can only be read whole (a JSON array)."""
+    frame = reader(path)
+    for start in range(0, len(frame), chunk_size):
+        yield frame.iloc[start : start + chunk_size]
+
+
+def parquet_rows(path: Path) -> int:
+    """A Parquet file's row count, from its footer."""
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def read_chunks(path: str | Path, formats: Any, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """The rows of ``path`` in chunks of at most ``chunk_size``, read with its ``stream``.
+
+    Each chunk is indexed by row number in the file (0, 1, ... across chunks). A file
+    that is missing, empty, has no data rows or cannot be parsed (at any chunk) raises one
+    DataError naming the path and, for a later chunk, the rows read before it.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"input file '{path}' does not exist")
+    if path.stat().st_size == 0:
+        raise DataError(f"'{path}' is empty")
+    spec = file_format(path, formats)
+    if spec.get("stream") is None:
+        raise ConfigError(f"formats.{format_name(path, formats)} has no 'stream' reader")
+    start = 0
+    with contextlib.closing(build(spec.stream)(path, chunk_size)) as chunks:
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            except pd.errors.EmptyDataError as exc:
+                raise DataError(f"'{path}' is empty or has no columns") from exc
+            except READ_ERRORS as exc:
+                where = f" after its first {start} rows" if start else ""
+                raise DataError(f"cannot read '{path}'{where}: {exc}") from exc
+            chunk.index = pd.RangeIndex(start, start + len(chunk))
+            start += len(chunk)
+            yield chunk
+    if start == 0:
+        raise DataError(f"'{path}' has no data rows")
+
+
+def count_rows(path: str | Path, formats: Any) -> int | None:
+    """The number of rows of ``path`` when its format can tell cheaply (else None)."""
+    path = Path(path).expanduser()
+    spec = file_format(path, formats)
+    if spec.get("rows") is None:
+        return None
+    try:
+        return int(build(spec.rows)(path))
+    except READ_ERRORS:
+        return None
+
+
+# --- writing chunk by chunk ---------------------------------------------------------------
+
+
+def open_text(path: Path) -> IO[str]:
+    """``path`` opened for writing text, compressed when its suffix says so (.gz/.bz2/.xz)."""
+    opener = COMPRESSION.get(path.suffix.lstrip(".").lower())
+    if opener is not None:
+        return opener(path, "wt", newline="", encoding="utf-8")
+    return path.open("w", newline="", encoding="utf-8")
+
+
+class CsvAppender:
+    """CSV (or TSV) written chunk by chunk: the header once, then rows (``to_csv`` options)."""
+
+    def __init__(self, path: Path, **options: Any) -> None:
+        self.file = open_text(Path(path))
+        self.options = options
+        self.header = True
+
+    def write(self, frame: pd.DataFrame) -> None:
+        frame.to_csv(self.file, header=self.header, **self.options)
+        self.header = False
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class JsonLinesAppender:
+    """JSON lines written chunk by chunk, one record per line (``to_json`` options)."""
+
+    def __init__(self, path: Path, **options: Any) -> None:
+        self.file = open_text(Path(path))
+        self.options = options
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if len(frame):
+            text = frame.to_json(orient="records", lines=True, **self.options)
+            self.file.write(text if text.endswith("\n") else text + "\n")
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class JsonArrayAppender:
+    """One JSON array of records, written chunk by chunk (``to_json`` options)."""
+
+    def __init__(self, path: Path, **options: Any) -> None:
+        self.file = open_text(Path(path))
+        self.options = options
+        self.first = True
+        self.file.write("[")
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if len(frame):
+            text = frame.to_json(orient="records", **self.options).strip()[1:-1]
+            self.file.write(text if self.first else "," + text)
+            self.first = False
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.write("]")
+        self.file.close()
+
+
+class ParquetAppender:
+    """A Parquet file written chunk by chunk with ``pyarrow.parquet.ParquetWriter``.
+
+    The first chunk with rows fixes the schema; a column that is entirely empty there is
+    stored as text. Later chunks are converted to that schema (a column read as text in
+    one chunk and as numbers in another is cast); a value that does not fit is a DataError
+    naming the column. ``options`` go to ``ParquetWriter`` (e.g. ``compression``).
+    """
+
+    def __init__(self, path: Path, **options: Any) -> None:
+        self.path = Path(path)
+        self.options = options
+        self.writer: pq.ParquetWriter | None = None
+        self.schema: pa.Schema | None = None
+        self.empty: pd.DataFrame | None = None
+
+    def open(self, table: pa.Table) -> None:
+        fields = [
+            field.with_type(pa.large_string())
+            if pa.types.is_null(field.type)
+            or (table.num_rows and table.column(i).null_count == table.num_rows)
+            else field
+            for i, field in enumerate(table.schema)
+        ]
+        self.schema = pa.schema(fields, metadata=table.schema.metadata)
+        self.writer = pq.ParquetWriter(self.path, self.schema, **self.options)
+
+    def conform(self, table: pa.Table) -> pa.Table:
+        """``table`` with the writer's schema (columns in order, types cast)."""
+        assert self.schema is not None
+        if table.schema.equals(self.schema, check_metadata=False):
+            return table
+        columns = []
+        for field in self.schema:
+            if field.name not in table.column_names:
+                columns.append(pa.nulls(table.num_rows, field.type))
+                continue
+            column = table.column(field.name)
+            if column.type != field.type:
+                try:
+                    column = column.cast(field.type)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise DataError(
+                        f"cannot write column '{field.name}' to '{self.path}': it holds "
+                        f"{column.type} values here but {field.type} in earlier rows ({exc})"
+                    ) from exc
+            columns.append(column)
+        return pa.Table.from_arrays(columns, schema=self.schema)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.writer is None and not len(frame):
+            self.empty = frame  # no rows yet: its dtypes are a last resort for the schema
+            return
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self.writer is None:
+            self.open(table)
+        assert self.writer is not None
+        self.writer.write_table(self.conform(table))
+
+    def close(self) -> None:
+        if self.writer is None and self.empty is not None:
+            self.open(pa.Table.from_pandas(self.empty, preserve_index=False))
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def file_mode() -> int:
+    """The permissions a new file gets under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+class StagedFile:
+    """A table written chunk by chunk to a temp file beside ``path`` (with its ``append``).
+
+    ``commit()`` renames it to ``path``; ``discard()`` removes it. Until ``commit`` nothing
+    exists at ``path`` that was not there before.
+    """
+
+    def __init__(self, path: str | Path, formats: Any) -> None:
+        self.path = Path(path).expanduser()
+        spec = file_format(self.path, formats)
+        if spec.get("append") is None:
+            raise ConfigError(f"formats.{format_name(self.path, formats)} has no 'append' writer")
+        stem, tail = split_suffix(self.path, formats)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{stem}.", suffix=tail)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.rows = 0
+        try:
+            self.writer = build(spec.append)(self.tmp)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
+
+    def write(self, frame: pd.DataFrame) -> None:
+        self.writer.write(frame)
+        self.rows += len(frame)
+
+    def commit(self) -> Path:
+        self.writer.close()
+        os.chmod(self.tmp, file_mode())
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+        self.tmp.unlink(missing_ok=True)

@@ -13,7 +13,7 @@ from conftest import FAST, SHARED_DATA, compose_train, needs_shared_data, run_cl
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from automl.config import register_schemas
+from automl.config import DatasetConfig, register_schemas
 from automl.errors import DataError
 from automl.ingest.run import ingest
 from automl.train import train
@@ -46,7 +46,8 @@ def ingest_cfg(overrides: list[str]):
 def train_ingested(conf_dir: Path, name: str, run: Path, extra: list[str] | None = None) -> dict:
     """Train on the ingested YAML exactly as written (loaded into the typed config)."""
     cfg = compose_train(["model=lgbm", *FAST, *(extra or [])])
-    cfg.dataset = OmegaConf.load(conf_dir / "dataset" / f"{name}.yaml")
+    loaded = OmegaConf.load(conf_dir / "dataset" / f"{name}.yaml")
+    cfg.dataset = OmegaConf.merge(OmegaConf.structured(DatasetConfig), loaded)
     return train(cfg, run)
 
 
@@ -90,7 +91,7 @@ def test_libsvm_and_sql_ingest_and_train(tmp_path):
     from sklearn.datasets import dump_svmlight_file, load_breast_cancer
 
     data = load_breast_cancer()
-    dump_svmlight_file(data.data, data.target, tmp_path / "bc.svm")
+    dump_svmlight_file(data.data, data.target, str(tmp_path / "bc.svm"))
     summary = ingest(
         ingest_cfg(
             [

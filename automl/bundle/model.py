@@ -105,6 +105,21 @@ class Model:
         out.insert(0, "prediction", np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)])
         return out
 
+    def score_valid(self, features: pd.DataFrame) -> pd.DataFrame:
+        """``score`` for rows already cleaned and checked: what ``prepare`` returns.
+
+        Batch scoring checks each chunk itself, to set bad rows aside, and scores the rows
+        that pass with this, so they are not checked twice. The output is ``score``'s.
+        """
+        if self.classes is None:
+            values = self.pipeline.predict(features)
+            return pd.DataFrame({"prediction": values}, index=features.index)
+        proba = self.pipeline.predict_proba(features)
+        columns = [f"proba_{c}" for c in self.classes]
+        out = pd.DataFrame(proba, columns=columns, index=features.index)
+        out.insert(0, "prediction", np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)])
+        return out
+
     def save(self, path: Path) -> Path:
         """Write the bundle to ``path`` atomically (temp directory, then rename).
 

@@ -97,20 +97,65 @@ class Contract:
             raise ContractError(format_failures(self.name, failures), failures) from None
 
     def failing_rows(self, frame: pd.DataFrame) -> pd.Series:
-        """For each row of ``frame``, the reason it breaks the contract ('' when it passes)."""
-        prepared = self.prepare(frame)
-        reasons = pd.Series("", index=frame.index, dtype=object)
+        """For each row of ``frame``, why it breaks the contract ('' when it passes).
+
+        A row that fails several checks gets every reason ("column: check"), joined by
+        "; " in column order. The result has ``frame``'s index, whatever it is (a chunk's
+        rows keep their numbers). Pandera skips a column's other checks when some of its
+        values do not convert to its type, so those values are set aside and the checks
+        run again on the rest. A failure no single row can be blamed for (a required
+        column missing) is given to every row.
+        """
+        rows = self.prepare(frame).reset_index(drop=True)  # failure cases index positions
+        cases = self.failure_cases(rows)
+        wrong_type = cases.iloc[:0]
+        for _ in range(3):  # converting the rest of a column never fails twice, in practice
+            coerce = cases["check"].str.startswith("coerce_dtype") & cases["index"].notna()
+            if not coerce.any():
+                break
+            wrong_type = pd.concat([wrong_type, cases[coerce]])
+            for col, group in cases[coerce].groupby("column", sort=False):
+                rows.loc[group["index"].astype(int).to_numpy(), col] = np.nan
+            cases = self.failure_cases(rows)
+            # a value set aside is not also reported as missing
+            set_aside = pd.MultiIndex.from_arrays(
+                [wrong_type["column"], wrong_type["index"].astype(int)]
+            )
+            blamed = cases["index"].notna() & (cases["check"] == "not_nullable")
+            keys = pd.MultiIndex.from_arrays(
+                [cases["column"], cases["index"].where(blamed, -1).astype(int)]
+            )
+            cases = cases[~(blamed & keys.isin(set_aside))]
+        cases = pd.concat([wrong_type, cases], ignore_index=True)
+        reasons = np.full(len(rows), "", dtype=object)
+        if len(cases):
+            order = {c: i for i, c in enumerate(self.columns)}
+            checks = cases["check"].map(describe_check)
+            checks = checks.where(cases["check"] != "column_in_dataframe", "column missing")
+            cases = cases.assign(
+                why=cases["column"].astype(str) + ": " + checks,
+                rank=cases["column"].map(order),
+            ).drop_duplicates(["index", "why"])
+            located = cases[cases["index"].notna()].astype({"index": int})
+            located = located.sort_values(["index", "rank"], kind="stable")
+            joined = located.groupby("index", sort=False)["why"].agg("; ".join)
+            reasons[joined.index.to_numpy()] = joined.to_numpy()
+            everywhere = "; ".join(cases.loc[cases["index"].isna(), "why"].unique())
+            if everywhere:
+                reasons = np.where(reasons == "", everywhere, reasons + "; " + everywhere)
+        return pd.Series(reasons, index=frame.index, dtype=object)
+
+    def failure_cases(self, prepared: pd.DataFrame) -> pd.DataFrame:
+        """Pandera's failure cases for ``prepared`` (none when it passes), every column
+        of the contract checked, a missing required one included."""
         try:
-            self.schema(list(prepared.columns)).validate(prepared, lazy=True)
+            self.schema(list(self.columns)).validate(prepared, lazy=True)
         except pa.errors.SchemaErrors as exc:
-            cases = exc.failure_cases.dropna(subset=["index"])
-            for (col, check), group in cases.groupby(["column", "check"], sort=False):
-                why = f"{col}: {describe_check(check)}"
-                idx = group["index"].unique()
-                reasons.loc[idx] = np.where(
-                    reasons.loc[idx] == "", why, reasons.loc[idx] + "; " + why
-                )
-        return reasons
+            cases = exc.failure_cases
+            table_level = cases["column"].isna()  # e.g. a required column missing: named here
+            column = cases["column"].where(~table_level, cases["failure_case"].astype(str))
+            return cases.assign(column=column, check=cases["check"].astype(str))
+        return pd.DataFrame(columns=["column", "check", "failure_case", "index"])
 
 
 def infer_dtype(series: pd.Series) -> str:

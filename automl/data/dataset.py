@@ -51,8 +51,8 @@ def clean(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
         series = frame[col]
         if not (pd.api.types.is_string_dtype(series) or series.dtype == object):
             continue
-        if spec.get("strip_whitespace", True):
-            series = series.str.strip()
+        if spec.get("strip_whitespace", True):  # strings only: mixed columns keep their numbers
+            series = series.map(lambda v: v.strip() if isinstance(v, str) else v)
         if markers:
             series = series.where(~series.isin(markers), np.nan)
         if col in suffixes:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from automl.config import IngestLimits as Limits
+from automl.data.contract import as_category_strings
 
 KINDS = (
     "numeric",
@@ -121,7 +122,10 @@ def coerce(chunk: pd.DataFrame, kinds: dict[str, ColumnKind]) -> tuple[pd.DataFr
                 values = pd.to_datetime(series, errors="coerce", format="mixed")
             bad = values.isna() & ~missing
             expected = "a date-time"
-        else:  # categorical, text, identifier, constant: numbers stay numbers
+        elif kind.kind == "categorical":  # codes read as numbers become text ("1", not "1.0")
+            values = as_category_strings(series).str.strip().where(~missing)
+            bad = pd.Series(False, index=chunk.index)
+        else:  # text, identifier, constant: numbers stay numbers
             numeric = pd.api.types.is_numeric_dtype(series)
             values = series if numeric else series.astype("str").str.strip().where(~missing)
             bad = pd.Series(False, index=chunk.index)

@@ -1,26 +1,347 @@
-"""Score a file: read it, check it against the model's contract, predict, write."""
+"""Score a file in chunks: read, check against the model's contract, predict, write.
+
+The input is streamed ``chunk_size`` rows at a time (``formats.<suffix>.stream``). Each
+chunk is cleaned as in training and checked against the model's input contract; rows
+that break it go to the rejects file with a ``reason`` (or stop the job when
+``on_bad_rows=fail``), the others are scored. ``n_jobs`` threads score chunks at once
+(at most ``n_jobs + 1`` chunks in memory) and the results are written in input order
+(``formats.<suffix>.append``). Output and rejects are written to temp files beside them
+and renamed into place at the end; on any failure both are removed and no output exists.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
-from automl.bundle.model import load_model
-from automl.io import read_file, write_file
+from automl.bundle.model import Model, load_model
+from automl.data.dataset import clean
+from automl.errors import ConfigError, ContractError
+from automl.io import StagedFile, count_rows, format_name, read_chunks, split_suffix
 
 log = logging.getLogger(__name__)
+ON_BAD_ROWS = ("reject", "fail")
 
 
-def predict_file(cfg: Any) -> Path:
-    """Score ``cfg.input`` with the model at ``cfg.model``; returns the output path."""
-    model = load_model(cfg.model)
-    frame = read_file(cfg.input, cfg.formats)
-    scored = model.score(frame)
-    if cfg.keep_columns:
-        scored = pd.concat([frame.drop(columns=scored.columns, errors="ignore"), scored], axis=1)
-    path = write_file(scored, cfg.output, cfg.formats)
-    log.info("scored %d rows from %s with %s -> %s", len(scored), cfg.input, cfg.model, path)
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a batch scoring job did: every row read is either scored or rejected."""
+
+    input: Path
+    output: Path
+    rejects: Path | None  # None when no row was rejected (no rejects file is written)
+    rows_read: int
+    rows_scored: int
+    rows_rejected: int
+    seconds: float
+    reasons: dict[str, int] = field(default_factory=dict)  # rejected rows per reason
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else float("inf")
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["rows_per_second"] = round(self.rows_per_second, 1)
+        return {k: str(v) if isinstance(v, Path) else v for k, v in out.items()}
+
+    def __str__(self) -> str:
+        text = (
+            f"read {self.rows_read} rows from {self.input}: {self.rows_scored} scored -> "
+            f"{self.output}, {self.rows_rejected} rejected"
+        )
+        if self.rejects is not None:
+            top = ", ".join(f"{why} ({n}x)" for why, n in list(self.reasons.items())[:5])
+            text += f" -> {self.rejects} ({top})"
+        return f"{text}; {self.seconds:.2f} s, {self.rows_per_second:,.0f} rows/s"
+
+
+@dataclass
+class ScoredChunk:
+    """A worker's result for one chunk: the output rows and the rejected ones."""
+
+    rows: int
+    scored: pd.DataFrame
+    rejected: pd.DataFrame | None = None  # the rejected rows as read, with row and reason
+    unique: dict[str, pd.Series] = field(default_factory=dict)  # scored rows' unique columns
+    raw: pd.DataFrame | None = None  # scored rows as read (kept only for unique columns)
+
+
+def free_name(name: str, taken: Any) -> str:
+    """``name``, or ``_name``, ``__name``... when the input already has a column by it."""
+    while name in taken:
+        name = f"_{name}"
+    return name
+
+
+class ChunkScorer:
+    """Cleans, checks and scores one chunk (thread-safe: it keeps no state per chunk)."""
+
+    def __init__(self, model: Model, keep_columns: bool, on_bad_rows: str) -> None:
+        self.model = model
+        self.contract = model.input_contract
+        self.clean_spec = model.manifest["clean"]
+        self.keep_columns = keep_columns
+        self.fail = on_bad_rows == "fail"
+        self.required = [c for c, v in self.contract.columns.items() if v.required]
+        self.unique = [c for c, v in self.contract.columns.items() if v.unique]
+        columns = ["prediction"]
+        dtypes: dict[str, Any] = {"prediction": object if model.classes else float}
+        for c in model.classes or []:
+            columns.append(f"proba_{c}")
+            dtypes[f"proba_{c}"] = float
+        self.no_scores = pd.DataFrame({c: pd.Series(dtype=dtypes[c]) for c in columns})
+
+    def check_columns(self, first: pd.DataFrame) -> None:
+        """Fail, naming them, when the input lacks required columns (checked on the header)."""
+        self.contract.check_columns(list(clean(first.head(0), self.clean_spec).columns))
+
+    def split(self, raw: pd.DataFrame) -> tuple[pd.DataFrame | None, pd.Series | None]:
+        """The chunk's valid rows, typed by the contract, and the reasons of the others."""
+        cleaned = clean(raw, self.clean_spec)
+        # JSON lines: a key that no record of this chunk has is a missing value in each
+        missing = [c for c in self.required if c not in cleaned.columns]
+        if missing:
+            cleaned = cleaned.assign(**dict.fromkeys(missing, np.nan))
+        try:
+            return self.contract.validate(cleaned), None
+        except ContractError:
+            if self.fail:
+                raise
+            reasons = self.contract.failing_rows(cleaned)
+            bad = reasons.to_numpy() != ""
+            if not bad.any():  # the contract fails, but no row can be blamed
+                raise
+        good = cleaned[~bad]
+        return (self.contract.validate(good) if len(good) else None), reasons[bad]
+
+    def __call__(self, raw: pd.DataFrame) -> ScoredChunk:
+        typed, reasons = self.split(raw)
+        kept = raw if reasons is None else raw.loc[typed.index if typed is not None else []]
+        scored = self.no_scores if typed is None else self.model.score_valid(typed)
+        if self.keep_columns:
+            scored = pd.concat([kept.drop(columns=scored.columns, errors="ignore"), scored], axis=1)
+        result = ScoredChunk(rows=len(raw), scored=scored)
+        if self.unique and typed is not None:
+            result.unique = {c: typed[c] for c in self.unique if c in typed.columns}
+            result.raw = kept
+        if reasons is not None:
+            result.rejected = rejected_rows(raw.loc[reasons.index], reasons)
+        return result
+
+
+def rejected_rows(raw: pd.DataFrame, reasons: pd.Series) -> pd.DataFrame:
+    """Rejected rows as read, values as text (a bad value may not fit the column's type),
+    with their row number in the input (from 0) and the reason."""
+    out = raw.astype("string")
+    out[free_name("row", raw.columns)] = raw.index.to_numpy()
+    out[free_name("reason", raw.columns)] = reasons.to_numpy()
+    return out
+
+
+class Writer:
+    """Writes scored chunks in order to the output, rejected rows to the rejects file."""
+
+    def __init__(
+        self, output: Path, rejects: Path, formats: Any, scorer: ChunkScorer, bar: tqdm
+    ) -> None:
+        self.output = StagedFile(output, formats)
+        self.rejects_path = rejects
+        self.formats = formats
+        self.rejects: StagedFile | None = None
+        self.scorer = scorer
+        self.bar = bar
+        self.columns: pd.Index | None = None
+        self.reject_columns: pd.Index | None = None
+        self.seen: dict[str, set[Any]] = {c: set() for c in scorer.unique}
+        self.reasons: list[pd.Series] = []
+        self.rows = 0
+
+    def write(self, chunk: ScoredChunk) -> None:
+        scored, rejected = chunk.scored, chunk.rejected
+        if chunk.unique:
+            scored, rejected = self.check_unique(chunk)
+        self.columns = conform(self.columns, scored, "output")
+        self.output.write(scored.reindex(columns=self.columns))
+        if rejected is not None and len(rejected):
+            if self.rejects is None:
+                self.rejects = StagedFile(self.rejects_path, self.formats)
+            self.reject_columns = conform(self.reject_columns, rejected, "rejects")
+            self.rejects.write(rejected.reindex(columns=self.reject_columns))
+            self.reasons.append(rejected.iloc[:, -1].str.split("; ").explode().value_counts())
+        self.rows += chunk.rows
+        self.bar.update(chunk.rows)
+
+    def check_unique(self, chunk: ScoredChunk) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """Rows whose unique-column value an earlier chunk had are rejected too."""
+        dup = pd.Series("", index=chunk.scored.index, dtype=object)
+        for col, values in chunk.unique.items():
+            seen = values.isin(self.seen[col]) & values.notna()
+            why = f"{col}: duplicate value in a unique column (in an earlier chunk)"
+            dup[seen] = np.where(dup[seen] == "", why, dup[seen] + "; " + why)
+            self.seen[col].update(values[~seen].dropna().tolist())
+        bad = dup.to_numpy() != ""
+        if not bad.any():
+            return chunk.scored, chunk.rejected
+        if self.scorer.fail:
+            rows = dup.index[bad].tolist()[:5]
+            raise ContractError(f"{self.scorer.contract.name}: {dup[bad].iloc[0]} at rows {rows}")
+        assert chunk.raw is not None
+        more = rejected_rows(chunk.raw[bad], dup[bad])
+        rejected = more if chunk.rejected is None else pd.concat([chunk.rejected, more])
+        return chunk.scored[~bad], rejected.sort_index()
+
+    def commit(self) -> Path | None:
+        """Rename the temp files into place (the output last); the rejects path or None."""
+        rejects = None
+        if self.rejects is not None:
+            rejects = self.rejects.commit()
+        elif self.rejects_path.exists():
+            log.info("removing '%s' (an earlier run's): no row was rejected", self.rejects_path)
+            self.rejects_path.unlink()
+        self.output.commit()
+        return rejects
+
+    def discard(self) -> None:
+        self.output.discard()
+        if self.rejects is not None:
+            self.rejects.discard()
+
+    def reason_counts(self) -> dict[str, int]:
+        if not self.reasons:
+            return {}
+        counts = pd.concat(self.reasons).groupby(level=0).sum().sort_values(ascending=False)
+        return {str(k): int(v) for k, v in counts.items()}
+
+
+def conform(columns: pd.Index | None, frame: pd.DataFrame, what: str) -> pd.Index:
+    """The first chunk's columns fix the file's; a column that appears later (in JSON
+    lines, a key the first chunk lacks) cannot be added to what was written: say so."""
+    if columns is None:
+        return frame.columns
+    if not frame.columns.equals(columns):
+        extra = frame.columns.difference(columns)
+        if len(extra):
+            log.warning(
+                "%s: column(s) %s first seen after the first chunk are not written",
+                what,
+                ", ".join(map(str, extra)),
+            )
+    return columns
+
+
+def one_thread_each(estimator: Any) -> None:
+    """Make every estimator inside ``estimator`` predict with one thread (``n_jobs=1``).
+
+    With ``n_jobs`` chunks scored at once, one thread per chunk was faster than one chunk
+    at a time with the model's own threads (LightGBM on adult, 2 cores: bench/
+    score_at_scale.py): a chunk's Python work (cleaning, the contract, the feature step)
+    then overlaps another chunk's prediction, without more threads than cores.
+    """
+    stack = [estimator]
+    while stack:
+        est = stack.pop()
+        stack.extend(step for _, step in getattr(est, "steps", []))  # a Pipeline
+        fitted = getattr(est, "estimator_", None)  # a wrapper such as EarlyStopping
+        if fitted is not None:
+            stack.append(fitted)
+        if hasattr(est, "get_params") and "n_jobs" in est.get_params(deep=False):
+            est.set_params(n_jobs=1)
+
+
+def settings(cfg: Any) -> tuple[int, int, str]:
+    """``chunk_size``, ``n_jobs`` and ``on_bad_rows``, checked."""
+    chunk_size, n_jobs = int(cfg.chunk_size), int(cfg.n_jobs)
+    if chunk_size < 1:
+        raise ConfigError(f"chunk_size must be at least 1, got {chunk_size}")
+    if n_jobs < 1:
+        raise ConfigError(f"n_jobs must be at least 1, got {n_jobs}")
+    if cfg.on_bad_rows not in ON_BAD_ROWS:
+        raise ConfigError(f"on_bad_rows must be one of {ON_BAD_ROWS}, got '{cfg.on_bad_rows}'")
+    return chunk_size, n_jobs, str(cfg.on_bad_rows)
+
+
+def rejects_path(cfg: Any, output: Path) -> Path:
+    """``cfg.rejects``, or ``<output name>.rejects.<output suffix>`` beside the output."""
+    if cfg.get("rejects"):
+        path = Path(cfg.rejects).expanduser()
+        format_name(path, cfg.formats)  # an unknown format fails now, before any work
+    else:
+        stem, tail = split_suffix(output, cfg.formats)
+        path = output.with_name(f"{stem}.rejects{tail}")
+    if path.resolve() == output.resolve():
+        raise ConfigError(f"rejects and output are the same file: '{path}'")
     return path
+
+
+def predict_file(cfg: Any) -> BatchSummary:
+    """Score ``cfg.input`` with the model at ``cfg.model`` in chunks; returns a summary."""
+    chunk_size, n_jobs, on_bad_rows = settings(cfg)
+    source, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
+    format_name(output, cfg.formats)
+    rejects = rejects_path(cfg, output)
+    model = load_model(cfg.model)
+    if n_jobs > 1:
+        one_thread_each(model.pipeline)
+    started = time.perf_counter()
+    scorer = ChunkScorer(model, bool(cfg.keep_columns), on_bad_rows)
+    show = bool(cfg.get("progress", True)) and sys.stderr.isatty()
+    with (
+        closing(read_chunks(source, cfg.formats, chunk_size)) as chunks,
+        tqdm(
+            total=count_rows(source, cfg.formats),
+            unit="rows",
+            unit_scale=True,
+            desc="scoring",
+            file=sys.stderr,
+            disable=not show,
+        ) as bar,
+    ):
+        first = next(chunks)
+        scorer.check_columns(first)  # before any output exists
+        writer = Writer(output, rejects, cfg.formats, scorer, bar)
+        try:
+            with ThreadPoolExecutor(n_jobs, thread_name_prefix="automl-score") as pool:
+                pending: deque[Future[ScoredChunk]] = deque()
+                try:
+                    for chunk in chain([first], chunks):
+                        pending.append(pool.submit(scorer, chunk))
+                        first = None
+                        while len(pending) > n_jobs:  # n_jobs scoring + 1 being read
+                            writer.write(pending.popleft().result())
+                    while pending:
+                        writer.write(pending.popleft().result())
+                finally:
+                    for future in pending:
+                        future.cancel()
+            rejected = writer.commit()
+        except BaseException:
+            writer.discard()
+            raise
+    reasons = writer.reason_counts()
+    summary = BatchSummary(
+        input=source,
+        output=output,
+        rejects=rejected,
+        rows_read=writer.rows,
+        rows_scored=writer.output.rows,
+        rows_rejected=writer.rejects.rows if writer.rejects is not None else 0,
+        seconds=round(time.perf_counter() - started, 3),
+        reasons=reasons,
+    )
+    if summary.rows_rejected:
+        log.warning("%d rows break the contract, written to %s", summary.rows_rejected, rejected)
+    log.info("%s (model %s)", summary, cfg.model)
+    return summary
