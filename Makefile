@@ -40,6 +40,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/train_vs_lightgbm.py
 	$(BIN)/python bench/score_at_scale.py
+	$(BIN)/python bench/registry_compare.py
+	$(BIN)/python bench/ingest_at_scale.py
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache .coverage build dist *.egg-info
