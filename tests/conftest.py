@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from automl.config import register_schemas
 
@@ -21,6 +21,9 @@ EMBEDDED_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
 MODELS = ("lgbm", "xgb", "rf", "extra_trees", "linear", "hist_gb")
 # Small runs; tracking is tested on its own (tests/test_tracking.py).
 FAST = ["search.n_trials=1", "evaluation.cv_folds=2", "evaluation.plots=false", "tracking=none"]
+
+# adult's columns, as the shipped data set declares them (the files have no header)
+ADULT_COLUMNS = list(OmegaConf.load(ROOT / "conf" / "dataset" / "adult.yaml").source.reader.names)
 
 needs_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"real data folder {SHARED_DATA} is absent"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
+from conftest import ADULT_COLUMNS, FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
@@ -17,24 +17,6 @@ from automl.config import DatasetConfig, register_schemas
 from automl.errors import DataError
 from automl.ingest.run import ingest
 from automl.train import train
-
-ADULT = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education-num",
-    "marital-status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital-gain",
-    "capital-loss",
-    "hours-per-week",
-    "native-country",
-    "income",
-]
 
 
 def ingest_cfg(overrides: list[str]):
@@ -212,7 +194,7 @@ def test_unknown_target_names_the_columns(tmp_path):
 @needs_shared_data
 def test_adult_ingested_matches_the_hand_written_data_set(tmp_path):
     conf = tmp_path / "conf"
-    names = "[" + ",".join(ADULT) + "]"
+    names = "[" + ",".join(ADULT_COLUMNS) + "]"
     result = run_cli(
         "automl.ingest",
         f"input={SHARED_DATA / 'adult-train.csv'}",

@@ -18,30 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA, needs_shared_data
+from conftest import ADULT_COLUMNS, SHARED_DATA, needs_shared_data
 from sklearn.datasets import dump_svmlight_file, load_iris, load_wine
 
 from automl.errors import ConfigError, DataError
 from automl.ingest import readers
 from automl.ingest.readers import open_table
-
-ADULT_COLUMNS = [  # from shared/data/README.md
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education-num",
-    "marital-status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital-gain",
-    "capital-loss",
-    "hours-per-week",
-    "native-country",
-    "income",
-]
 
 
 @pytest.fixture(scope="module")

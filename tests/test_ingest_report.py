@@ -13,29 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA, needs_shared_data
+from conftest import ADULT_COLUMNS, SHARED_DATA, needs_shared_data
 
 from automl.ingest import report as report_module
 from automl.ingest.infer import Limits, coerce, infer_kinds
 from automl.ingest.report import write_report
 
-ADULT_COLUMNS = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education-num",
-    "marital-status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital-gain",
-    "capital-loss",
-    "hours-per-week",
-    "native-country",
-    "income",
-]
 ABALONE_COLUMNS = [
     "sex",
     "length",

@@ -5,29 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
+from conftest import ADULT_COLUMNS, FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
 
 from automl import load_model
 from automl.errors import AutomlError, ContractError
 from automl.train import train
-
-ADULT_COLUMNS = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education-num",
-    "marital-status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital-gain",
-    "capital-loss",
-    "hours-per-week",
-    "native-country",
-    "income",
-]
 
 
 @pytest.fixture(scope="module")

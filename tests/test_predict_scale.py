@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
+from conftest import ADULT_COLUMNS, FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
 from hydra import compose, initialize_config_module
 
 import automl.predict.batch as batch
@@ -18,23 +18,6 @@ from automl.errors import ConfigError, ContractError, DataError
 from automl.io import split_suffix
 from automl.train import train
 
-ADULT_COLUMNS = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education-num",
-    "marital-status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital-gain",
-    "capital-loss",
-    "hours-per-week",
-    "native-country",
-    "income",
-]
 WRITE = {
     "csv": lambda f, p: f.to_csv(p, index=False),
     "parquet": lambda f, p: f.to_parquet(p, index=False),
