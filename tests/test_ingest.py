@@ -218,3 +218,21 @@ def test_adult_ingested_matches_the_hand_written_data_set(tmp_path):
     assert abs(ingested["auc"] - hand["auc"]) <= 0.002, (ingested["auc"], hand["auc"])
     result = run_cli("automl", "--config-dir", str(conf), "dataset=adult_in", "model=linear", *FAST)
     assert result.returncode == 0, result.stderr
+
+
+def test_jsonl_canonical_copy_on_request(tmp_path):
+    wine().to_csv(tmp_path / "w.csv", index=False)
+    summary = ingest(
+        ingest_cfg(
+            [
+                f"input={tmp_path / 'w.csv'}",
+                "target=cultivar",
+                "name=wj",
+                f"conf_dir={tmp_path / 'conf'}",
+                "output_format=jsonl",
+            ]
+        )
+    )
+    assert summary["data"].endswith("wj.jsonl")
+    assert len(pd.read_json(summary["data"], lines=True)) == 178
+    assert train_ingested(tmp_path / "conf", "wj", tmp_path / "run")["accuracy"] > 0.85
