@@ -23,8 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from automl.config import build, to_plain
-from automl.data.sources import read_table
+from automl.config import build
 from automl.errors import ConfigError, DataError
 
 COMPRESSION = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}
@@ -54,31 +53,6 @@ def split_suffix(path: Path, formats: Any) -> tuple[str, str]:
     at = max(i for i, s in enumerate(suffixes) if s.lstrip(".").lower() == name)
     tail = "".join(suffixes[at:])
     return path.name[: -len(tail)], tail
-
-
-def read_file(path: str | Path, formats: Any) -> pd.DataFrame:
-    """Read a table with the reader configured for its suffix."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"input file '{path}' does not exist")
-    return read_table(path, build(file_format(path, formats).read))
-
-
-def write_file(frame: pd.DataFrame, path: str | Path, formats: Any) -> Path:
-    """Write a table atomically (temp file in the same folder, then rename)."""
-    path = Path(path).expanduser()
-    spec = to_plain(file_format(path, formats).write)
-    method = spec.pop("method")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        getattr(frame, method)(tmp, **spec)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # --- reading in chunks -------------------------------------------------------------------

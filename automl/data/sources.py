@@ -68,30 +68,35 @@ class FileSource:
         return self.download(Path(self.cache_dir).expanduser() / Path(self.path).name, tried)
 
     def download(self, dest: Path, tried: str) -> Path:
-        """Fetch ``url`` into ``dest`` atomically (temp file, then rename)."""
-        log.info("downloading %s -> %s", self.url, dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        """Fetch ``url`` into ``dest``; a failure says where the file was looked for."""
         try:
-            with (
-                os.fdopen(fd, "wb") as out,
-                urllib.request.urlopen(self.url, timeout=self.download_timeout) as resp,
-            ):
-                shutil.copyfileobj(resp, out)
-            os.replace(tmp, dest)
-        except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
+            return fetch(self.url, dest, self.download_timeout)
+        except (OSError, ValueError) as exc:
             raise DataError(
                 f"data file '{self.path}' not found locally (looked in: {tried}) and the "
                 f"download from {self.url} failed: {exc}. Put the file in one of those places "
                 "or set AUTOML_DATA_DIR"
             ) from exc
-        return dest
 
     def load(self) -> pd.DataFrame:
         """Read the table; an unreadable or empty file is a DataError naming the path."""
         path = self.resolve()
         return read_table(path, self.reader)
+
+
+def fetch(url: str, dest: Path, timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``dest`` atomically (temp file beside it, then rename)."""
+    log.info("downloading %s -> %s", url, dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            shutil.copyfileobj(resp, out)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
 
 
 def read_table(path: Path, reader: Callable[..., pd.DataFrame]) -> pd.DataFrame:

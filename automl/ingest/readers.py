@@ -35,8 +35,6 @@ import logging
 import lzma
 import os
 import re
-import shutil
-import tempfile
 import urllib.parse
 import urllib.request
 import warnings
@@ -48,6 +46,7 @@ from typing import Any, BinaryIO
 
 import pandas as pd
 
+from automl.data.sources import fetch
 from automl.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -1256,17 +1255,10 @@ def _download(url: str, cache_dir: str | None) -> Path:
     if dest.is_file():
         log.info("using the cached download of %s: %s", url, dest)
         return dest
-    log.info("downloading %s -> %s", url, dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            shutil.copyfileobj(resp, out)
-        os.replace(tmp, dest)
+        return fetch(url, dest)
     except (OSError, ValueError) as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise DataError(f"cannot download '{url}': {exc}") from exc
-    return dest
 
 
 def _known() -> str:
