@@ -145,8 +145,79 @@ class ProfileConfig:
 
 
 @dataclass
+class KindTests:
+    """The drift test of one column kind for small and for large windows (_target_ nodes)."""
+
+    small: Any = MISSING
+    large: Any = MISSING
+
+
+@dataclass
+class MissingRateRule:
+    max_change: float = 0.05
+    p_value: float = 0.01
+
+
+@dataclass
+class NewCategoryRule:
+    max_rate: float = 0.05
+
+
+@dataclass
+class ShareRule:
+    warning: float = 0.0
+    drift: float = 0.5
+
+
+@dataclass
+class RejectedRowsRule:
+    max_share: float = 0.05
+    status: str = "warning"
+
+
+@dataclass
+class DriftConfig:
+    large_sample: int = 1000
+    min_values: int = 30
+    numeric: KindTests = field(default_factory=KindTests)
+    categorical: KindTests = field(default_factory=KindTests)
+    columns: dict[str, Any] = field(default_factory=dict)  # column -> test node
+    missing_rate: MissingRateRule = field(default_factory=MissingRateRule)
+    new_categories: NewCategoryRule = field(default_factory=NewCategoryRule)
+    share: ShareRule = field(default_factory=ShareRule)
+    prediction: str = "warning"
+    rejected_rows: RejectedRowsRule = field(default_factory=RejectedRowsRule)
+
+
+@dataclass
+class PerformanceConfig:
+    min_labels: int = 100
+    tolerance: dict[str, float] = field(default_factory=dict)  # metric -> relative drop
+    status: str = "drift"
+
+
+@dataclass
+class WindowConfig:
+    rows: int | None = 1000
+    seconds: float | None = None
+
+
+@dataclass
+class AlertsConfig:
+    min_status: str = "warning"
+    cooldown_s: float = 3600.0
+    state: str = MISSING
+    sinks: list[Any] = field(default_factory=list)  # nodes with _target_
+
+
+@dataclass
 class MonitoringConfig:
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+    exit_codes: dict[str, int] = field(default_factory=dict)  # status -> exit code
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
 
 @dataclass
@@ -176,6 +247,21 @@ class PredictConfig:
     on_bad_rows: str = "reject"  # reject | fail
     n_jobs: int = 2
     progress: bool = True
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    formats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MonitorConfig:
+    """``python -m automl.monitor``: the app's own keys (the checks are in ``monitoring``)."""
+
+    model: str = MISSING
+    input: str = MISSING
+    output: str | None = None  # the report's folder; None: the run directory
+    monitoring: str = "default"  # a file of conf/monitoring/ by name, or a YAML path
+    set: list[str] = field(default_factory=list)  # key=value overrides of that file
+    alerts: bool = True
+    chunk_size: int = 100_000
     paths: PathsConfig = field(default_factory=PathsConfig)
     formats: dict[str, Any] = field(default_factory=dict)
 
@@ -235,6 +321,7 @@ def register_schemas() -> None:
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="predict_schema", node=PredictConfig)
     store.store(name="ingest_schema", node=IngestConfig)
+    store.store(name="monitor_schema", node=MonitorConfig)
 
 
 def build(node: Any, /, **kwargs: Any) -> Any:

@@ -1,0 +1,1 @@
+"""``python -m automl.monitor``: batch drift monitoring (the code is in automl.monitoring)."""
