@@ -82,14 +82,21 @@ def monitor_file(cfg: Any, out_dir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {"model": str(cfg.model), "input": read, "drift": drift}
     if "label" in window.columns:
         performance = check_performance(
-            model.manifest.get("metrics", {}), window, model.task, model.classes,
+            model.manifest.get("metrics", {}),
+            window,
+            model.task,
+            model.classes,
             settings.performance,
         )
         status = worst(status, performance["status"])
         signals += performance["signals"]
         report["performance"] = performance
-    report = {"status": status, "signals": signals,
-              "exit_code": int(settings.exit_codes[status]), **report}
+    report = {
+        "status": status,
+        "signals": signals,
+        "exit_code": int(settings.exit_codes[status]),
+        **report,
+    }
     out = Path(cfg.output).expanduser() if cfg.get("output") else out_dir
     json_path, html_path = write_report(report, out, f"Monitoring: {cfg.model} on {path.name}")
     if cfg.alerts:
@@ -111,7 +118,9 @@ def summary(report: dict[str, Any], html_path: Path) -> str:
     if drift.get("prediction"):
         lines.append(f"prediction drift: {'yes' if drift['prediction']['drifted'] else 'no'}")
     for name, m in report.get("performance", {}).get("metrics", {}).items():
-        lines.append(f"{name}: {m['current']} (test set {m['reference']})"
-                     + (" DEGRADED" if m["degraded"] else ""))
+        lines.append(
+            f"{name}: {m['current']} (test set {m['reference']})"
+            + (" DEGRADED" if m["degraded"] else "")
+        )
     lines.append(f"report: {html_path}")
     return "\n".join(lines)

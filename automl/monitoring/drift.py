@@ -63,8 +63,9 @@ def load_monitoring(name: str = "default", overrides: list[str] | None = None) -
             f"monitoring='{name}' is neither a file of conf/monitoring/ ({', '.join(known)}) "
             "nor a YAML file"
         )
+    overlay(default, chosen)
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(MonitoringConfig), default, chosen)
+        cfg = OmegaConf.merge(OmegaConf.structured(MonitoringConfig), default)
         cfg.merge_with_dotlist(list(overrides or []))
     except Exception as exc:  # omegaconf's errors name the key
         raise ConfigError(f"monitoring config '{name}': {exc}") from exc
@@ -72,6 +73,22 @@ def load_monitoring(name: str = "default", overrides: list[str] | None = None) -
         check_status(OmegaConf.select(cfg, key), key)
     check_status(cfg.alerts.min_status, "alerts.min_status")
     return cfg
+
+
+def overlay(base: DictConfig, top: DictConfig) -> None:
+    """``top`` merged into ``base`` key by key, except that a node with ``_target_``
+    replaces ``base``'s whole (another test's parameters are not the old one's)."""
+    for key in top:
+        node = top._get_node(key)
+        inner = base._get_node(key) if key in base else None
+        if (
+            isinstance(node, DictConfig)
+            and isinstance(inner, DictConfig)
+            and "_target_" not in node
+        ):
+            overlay(inner, node)
+        else:
+            base[key] = node
 
 
 def check_status(value: str, key: str) -> str:
@@ -122,7 +139,9 @@ def numeric_histogram(ref: Mapping[str, Any], values: np.ndarray) -> Histogram |
     if len(edges) == 0 and ref["min"] == ref["max"]:
         edges = np.array([ref["min"], np.nextafter(ref["min"], np.inf)])
         counts = np.array([0.0, counts.sum(), 0.0])
-    current = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+    bucket = np.searchsorted(edges, values, side="right")
+    current = np.bincount(bucket, minlength=len(edges) + 1)
+    sums = np.bincount(bucket, weights=values, minlength=len(edges) + 1)
     low = min(ref["min"], values.min()) if len(values) else ref["min"]
     high = max(ref["max"], values.max()) if len(values) else ref["max"]
     return Histogram(
@@ -134,7 +153,18 @@ def numeric_histogram(ref: Mapping[str, Any], values: np.ndarray) -> Histogram |
         low=float(low),
         high=float(high),
         scale=float(ref["std"]) or abs(float(ref["mean"])) or 1.0,
+        reference_means=reference_means(ref, edges),
+        current_means=sums / np.maximum(current, 1),
     )
+
+
+def reference_means(ref: Mapping[str, Any], edges: np.ndarray) -> np.ndarray:
+    """The profile's mean per bin; profiles without them (older bundles): the bins'
+    midpoints, the outer bins' between the reference's min (max) and the edge."""
+    if "means" in ref and len(ref["means"]) == len(edges) + 1:
+        return np.asarray(ref["means"], dtype=float)
+    bounds = np.concatenate([[ref["min"]], edges, [ref["max"]]])
+    return (bounds[:-1] + bounds[1:]) / 2
 
 
 def categorical_histogram(ref: Mapping[str, Any], counts: pd.Series, rows: int) -> Histogram:

@@ -11,14 +11,17 @@ import pandas as pd
 
 
 def numeric_profile(values: pd.Series, bins: int) -> dict[str, Any]:
-    """Missing rate, moments, quantile bin edges and the training counts per bin."""
+    """Missing rate, moments, quantile bin edges, and the training counts and mean value
+    per bin (drift distances place each bin's share at its mean)."""
     present = values.dropna().to_numpy(dtype=float)
     profile: dict[str, Any] = {"kind": "numeric", "missing_rate": float(values.isna().mean())}
     if len(present) == 0:
         return profile | {"edges": [], "counts": []}
     edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)))
     inner = edges[1:-1]  # bins are open-ended beyond the training range
-    counts = np.bincount(np.searchsorted(inner, present, side="right"), minlength=len(inner) + 1)
+    bucket = np.searchsorted(inner, present, side="right")
+    counts = np.bincount(bucket, minlength=len(inner) + 1)
+    sums = np.bincount(bucket, weights=present, minlength=len(inner) + 1)
     return profile | {
         "mean": float(present.mean()),
         "std": float(present.std()),
@@ -26,6 +29,7 @@ def numeric_profile(values: pd.Series, bins: int) -> dict[str, Any]:
         "max": float(present.max()),
         "edges": [float(e) for e in inner],
         "counts": [int(c) for c in counts],
+        "means": [float(s / c) if c else 0.0 for s, c in zip(sums, counts, strict=True)],
     }
 
 

@@ -138,7 +138,8 @@ def render_html(report: dict[str, Any], title: str) -> str:
         for name, m in performance["metrics"].items():
             cells = [name, m["reference"], m["current"], m.get("degradation"), m["tolerance"]]
             parts.append(
-                "<tr>" + "".join(f"<td>{number(c)}</td>" for c in cells)
+                "<tr>"
+                + "".join(f"<td>{number(c)}</td>" for c in cells)
                 + f"<td>{'yes' if m['degraded'] else 'no'}</td></tr>"
             )
         parts.append("</table>")
