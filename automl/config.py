@@ -315,6 +315,76 @@ class IngestConfig:
     paths: IngestPaths = field(default_factory=IngestPaths)
 
 
+@dataclass
+class ServeRegistry:
+    uri: str = MISSING
+    store: str = MISSING
+
+
+@dataclass
+class ServeCache:
+    size: int = 16
+    resolve_ttl: float = 1.0
+
+
+@dataclass
+class ServeAuth:
+    url: str = MISSING
+    cache_ttl: float = 5.0
+
+
+@dataclass
+class ServeLimits:
+    max_body_bytes: int = 10_485_760
+    max_batch_rows: int = 100_000
+
+
+@dataclass
+class FastPathConfig:
+    enabled: bool = True
+    max_rows: int = 16
+    compilers: dict[str, Any] = field(default_factory=dict)  # {step: class path, compile: node}
+    predictors: dict[str, Any] = field(default_factory=dict)  # {estimator: path, predict: node}
+
+
+@dataclass
+class PredictionLogConfig:
+    enabled: bool = True
+    batch_size: int = 500
+    flush_seconds: float = 1.0
+    queue_size: int = 100_000
+    store: Any = MISSING  # a node with _target_ building the store
+
+
+@dataclass
+class ServeMetrics:
+    latency_buckets: list[float] = field(default_factory=list)
+
+
+@dataclass
+class ServePaths:
+    output_dir: str = "outputs"
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "info"
+    access_log: bool = False
+    preload: list[str] = field(default_factory=list)
+    registry: ServeRegistry = field(default_factory=ServeRegistry)
+    cache: ServeCache = field(default_factory=ServeCache)
+    auth: ServeAuth = field(default_factory=ServeAuth)
+    limits: ServeLimits = field(default_factory=ServeLimits)
+    fast_path: FastPathConfig = field(default_factory=FastPathConfig)
+    contributions: dict[str, Any] = field(default_factory=dict)  # {estimator: path, explain: node}
+    prediction_log: PredictionLogConfig = field(default_factory=PredictionLogConfig)
+    metrics: ServeMetrics = field(default_factory=ServeMetrics)
+    paths: ServePaths = field(default_factory=ServePaths)
+
+
 def register_schemas() -> None:
     """Register the schemas in Hydra's ConfigStore (called before composing)."""
     store = ConfigStore.instance()
@@ -322,6 +392,7 @@ def register_schemas() -> None:
     store.store(name="predict_schema", node=PredictConfig)
     store.store(name="ingest_schema", node=IngestConfig)
     store.store(name="monitor_schema", node=MonitorConfig)
+    store.store(name="serve_schema", node=ServeConfig)
 
 
 def build(node: Any, /, **kwargs: Any) -> Any:

@@ -61,12 +61,19 @@ class Contract:
         present = set(columns)
         missing = [c for c, v in self.columns.items() if v.required and c not in present]
         if missing:
-            raise ContractError(f"{self.name}: missing required column(s): {', '.join(missing)}")
+            raise ContractError(
+                f"{self.name}: missing required column(s): {', '.join(missing)}",
+                [
+                    column_failure(c, "column_in_dataframe", "required column missing")
+                    for c in missing
+                ],
+            )
         if self.strict:
             extra = [c for c in columns if c not in self.columns and c not in self.ignored]
             if extra:
                 raise ContractError(
-                    f"{self.name}: columns not in the strict contract: {', '.join(extra)}"
+                    f"{self.name}: columns not in the strict contract: {', '.join(extra)}",
+                    [column_failure(c, "strict", "column not in the contract") for c in extra],
                 )
 
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -207,6 +214,18 @@ def pandera_column(spec: Column) -> pa.Column:
         required=spec.required,
         coerce=dtype is not None,
     )
+
+
+def column_failure(column: str, check: str, reason: str) -> dict[str, Any]:
+    """A failure of a whole column (missing, or extra), shaped as ``summarize_failures``'."""
+    return {
+        "column": column,
+        "check": check,
+        "reason": reason,
+        "count": 1,
+        "values": [],
+        "rows": [],
+    }
 
 
 def describe_check(check: str) -> str:

@@ -1,0 +1,1 @@
+"""The REST server over the model registry (``python -m automl.serve``)."""

@@ -1,0 +1,307 @@
+"""Users, projects, roles and API keys in a database (SQLAlchemy: SQLite, PostgreSQL, ...).
+
+A key is ``ak_<id>_<secret>``; only the SHA-256 of the whole key is stored (keys are 256
+random bits, so a fast hash is safe) and the id finds its row. Each user has at most one
+role per project: ``viewer`` (list, metadata, predict), ``editor`` (also feedback) or
+``admin`` (also the project's audit log). Every management action is written to
+``audit``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import (
+    ForeignKey,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from automl.errors import AutomlError
+
+ROLES = ("viewer", "editor", "admin")  # each includes the rights of the ones before it
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[str] = mapped_column(String(40), default=utcnow)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[str] = mapped_column(String(40), default=utcnow)
+
+
+class Role(Base):
+    __tablename__ = "roles"
+    __table_args__ = (UniqueConstraint("user_id", "project_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(20))
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(40), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[str] = mapped_column(String(40), default=utcnow)
+    revoked_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class Audit(Base):
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ts: Mapped[str] = mapped_column(String(40), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(400))
+    details: Mapped[str] = mapped_column(Text, default="{}")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a key belongs to and their role per project."""
+
+    user: str
+    key_id: str
+    roles: dict[str, str]
+
+    def can(self, project: str, role: str) -> bool:
+        have = self.roles.get(project)
+        return have is not None and ROLES.index(have) >= ROLES.index(role)
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class AuthStore:
+    """The auth database: management actions (audited) and key checks (cached ``ttl`` s)."""
+
+    def __init__(self, url: str, ttl: float = 5.0) -> None:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database:
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(url)
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(self.engine, "connect", sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self.ttl = ttl
+        self.checked: dict[str, tuple[float, Caller | None]] = {}
+        self.lock = threading.Lock()
+
+    # --- checks (the server) ---
+
+    def caller(self, key: str | None) -> Caller | None:
+        """The caller a key belongs to, or None (unknown, malformed or revoked key)."""
+        if not key:
+            return None
+        now = time.monotonic()
+        hit = self.checked.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = self.lookup(key)
+        with self.lock:
+            if len(self.checked) > 10_000:
+                self.checked.clear()
+            self.checked[key] = (now + self.ttl, found)
+        return found
+
+    def lookup(self, key: str) -> Caller | None:
+        parts = key.split("_")
+        if len(parts) != 3 or parts[0] != "ak":
+            return None
+        with Session(self.engine) as db:
+            row = db.scalars(select(ApiKey).where(ApiKey.key_id == parts[1])).first()
+            if row is None or row.revoked_at is not None:
+                return None
+            if not hmac.compare_digest(row.key_hash, digest(key)):
+                return None
+            user = db.get(User, row.user_id)
+            roles = db.execute(
+                select(Project.name, Role.role)
+                .join(Role, Role.project_id == Project.id)
+                .where(Role.user_id == row.user_id)
+            ).all()
+            return Caller(user.name, row.key_id, {p: r for p, r in roles})
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    # --- management (the admin CLI) ---
+
+    def audit(self, db: Session, actor: str, action: str, target: str, **details: Any) -> None:
+        db.add(Audit(actor=actor, action=action, target=target, details=json.dumps(details)))
+
+    def add_user(self, name: str, actor: str) -> None:
+        with Session(self.engine) as db, db.begin():
+            if db.scalars(select(User).where(User.name == name)).first() is None:
+                db.add(User(name=name))
+                self.audit(db, actor, "add_user", name)
+
+    def add_project(self, name: str, actor: str) -> None:
+        with Session(self.engine) as db, db.begin():
+            if db.scalars(select(Project).where(Project.name == name)).first() is None:
+                db.add(Project(name=name))
+                self.audit(db, actor, "add_project", name)
+
+    def grant(self, user: str, project: str, role: str, actor: str) -> None:
+        """Give ``user`` ``role`` on ``project`` (replacing the role they had there)."""
+        if role not in ROLES:
+            raise AutomlError(f"role must be one of {list(ROLES)}, got '{role}'")
+        with Session(self.engine) as db, db.begin():
+            u, p = self.user_row(db, user), self.project_row(db, project)
+            row = db.scalars(
+                select(Role).where(Role.user_id == u.id, Role.project_id == p.id)
+            ).first()
+            if row is None:
+                db.add(Role(user_id=u.id, project_id=p.id, role=role))
+            else:
+                row.role = role
+            self.audit(db, actor, "grant", f"{user}@{project}", role=role)
+
+    def revoke_role(self, user: str, project: str, actor: str) -> None:
+        with Session(self.engine) as db, db.begin():
+            u, p = self.user_row(db, user), self.project_row(db, project)
+            query = select(Role).where(Role.user_id == u.id, Role.project_id == p.id)
+            for row in db.scalars(query):
+                db.delete(row)
+            self.audit(db, actor, "revoke_role", f"{user}@{project}")
+
+    def create_key(self, user: str, actor: str, label: str = "") -> str:
+        """A new key for ``user``; the only time the whole key is seen."""
+        key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32).replace("_", "-")
+        key = f"ak_{key_id}_{secret}"
+        with Session(self.engine) as db, db.begin():
+            u = self.user_row(db, user)
+            db.add(ApiKey(key_id=key_id, key_hash=digest(key), user_id=u.id, label=label))
+            self.audit(db, actor, "create_key", user, key_id=key_id, label=label)
+        return key
+
+    def revoke_key(self, key_id: str, actor: str) -> None:
+        """Revoke a key by its id (the part after ``ak_``) or the whole key."""
+        if key_id.startswith("ak_"):
+            key_id = key_id.split("_")[1]
+        with Session(self.engine) as db, db.begin():
+            row = db.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first()
+            if row is None:
+                raise AutomlError(f"no API key with id '{key_id}' (see: keys)")
+            row.revoked_at = utcnow()
+            self.audit(db, actor, "revoke_key", key_id)
+        with self.lock:
+            self.checked.clear()
+
+    def setup(self, path: Path, actor: str) -> dict[str, str]:
+        """Users, projects and roles from a YAML file; returns a new key per listed user.
+
+        ``projects: [a, b]`` and ``users: {alice: {roles: {a: admin, b: viewer}, key: true}}``
+        (``key`` defaults to true: each user gets one new key).
+        """
+        spec = yaml.safe_load(Path(path).read_text()) or {}
+        users = spec.get("users") or {}
+        if not isinstance(users, dict):
+            raise AutomlError(f"{path}: 'users' must map user names to {{roles: ...}}")
+        for project in spec.get("projects") or []:
+            self.add_project(str(project), actor)
+        keys = {}
+        for user, opts in users.items():
+            opts = opts or {}
+            self.add_user(str(user), actor)
+            for project, role in (opts.get("roles") or {}).items():
+                self.add_project(str(project), actor)
+                self.grant(str(user), str(project), str(role), actor)
+            if opts.get("key", True):
+                keys[str(user)] = self.create_key(str(user), actor, label=f"setup {path}")
+        return keys
+
+    def keys(self, user: str | None = None) -> list[dict[str, Any]]:
+        with Session(self.engine) as db:
+            query = select(ApiKey.key_id, User.name, ApiKey.label, ApiKey.created_at)
+            query = query.add_columns(ApiKey.revoked_at).join(User, User.id == ApiKey.user_id)
+            if user is not None:
+                query = query.where(User.name == user)
+            cols = ["key_id", "user", "label", "created_at", "revoked_at"]
+            return [dict(zip(cols, row)) for row in db.execute(query.order_by(ApiKey.id))]
+
+    def roles(self) -> list[dict[str, str]]:
+        with Session(self.engine) as db:
+            rows = db.execute(
+                select(User.name, Project.name, Role.role)
+                .join(Role, Role.user_id == User.id)
+                .join(Project, Project.id == Role.project_id)
+                .order_by(User.name, Project.name)
+            )
+            return [{"user": u, "project": p, "role": r} for u, p, r in rows]
+
+    def audit_log(self, project: str | None = None, last: int = 50) -> list[dict[str, Any]]:
+        """The newest ``last`` audit entries (those naming ``project`` when given)."""
+        with Session(self.engine) as db:
+            query = select(Audit).order_by(Audit.id.desc()).limit(last)
+            if project is not None:
+                query = query.where((Audit.target == project) | Audit.target.like(f"%@{project}"))
+            return [
+                {
+                    "ts": a.ts,
+                    "actor": a.actor,
+                    "action": a.action,
+                    "target": a.target,
+                    "details": json.loads(a.details),
+                }
+                for a in db.scalars(query)
+            ]
+
+    @staticmethod
+    def user_row(db: Session, name: str) -> User:
+        row = db.scalars(select(User).where(User.name == name)).first()
+        if row is None:
+            raise AutomlError(f"no user '{name}' (add it first: user add {name})")
+        return row
+
+    @staticmethod
+    def project_row(db: Session, name: str) -> Project:
+        row = db.scalars(select(Project).where(Project.name == name)).first()
+        if row is None:
+            raise AutomlError(f"no project '{name}' (add it first: project add {name})")
+        return row
+
+
+def sqlite_pragmas(connection: Any, _record: Any) -> None:
+    """WAL and a busy timeout, so the server reads while the admin CLI writes."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,119 @@
+"""Request bodies to records: JSON (one record, a list, or ``{"columns", "data"}``) or CSV.
+
+Every way a body can be wrong is an ``ApiError`` with a 4xx status and a message that
+says what to send instead; nothing here raises anything else.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SCALARS = (str, int, float, bool, type(None))
+FORMS = 'one record {"col": value, ...}, a list of records, or {"columns": [...], "data": [[...]]}'
+
+
+class ApiError(Exception):
+    """An HTTP error answered as ``{"detail": message, "errors": [...]}``."""
+
+    def __init__(self, status: int, message: str, errors: list[dict] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors or []
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars as Python ones and NaN/inf as strings (valid JSON)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if not isinstance(value, SCALARS):
+        return str(value)
+    return value
+
+
+def parse(body: bytes, content_type: str, max_rows: int) -> list[dict]:
+    """The records of a request body (``ApiError`` for an empty, malformed or huge one)."""
+    if not body.strip():
+        raise ApiError(422, f"the body is empty: send {FORMS} (JSON), or a CSV with a header")
+    kind = content_type.split(";")[0].strip().lower()
+    if kind in ("text/csv", "application/csv"):
+        records = parse_csv(body)
+    elif kind in ("", "application/json", "*/*") or kind.endswith("+json"):
+        records = parse_json(body)
+    else:
+        raise ApiError(415, f"unsupported Content-Type '{kind}': use application/json or text/csv")
+    if not records:
+        raise ApiError(422, f"no records in the body: send {FORMS}")
+    if len(records) > max_rows:
+        raise ApiError(
+            413, f"{len(records)} records in one request; at most {max_rows} (split the batch)"
+        )
+    return records
+
+
+def parse_json(body: bytes) -> list[dict]:
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError:
+        raise ApiError(400, "the body is not UTF-8 text") from None
+    except ValueError as exc:
+        raise ApiError(400, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "malformed JSON: nested too deeply") from None
+    if isinstance(data, dict) and set(data) == {"columns", "data"}:
+        return columnar(data["columns"], data["data"])
+    records = [data] if isinstance(data, dict) else data
+    if not isinstance(records, list):
+        raise ApiError(422, f"expected {FORMS}; got a JSON {type(data).__name__}")
+    errors = []
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            errors.append({"row": i, "expected": "a JSON object (one record)"})
+            continue
+        for column, value in record.items():
+            if not isinstance(value, SCALARS):
+                errors.append({"row": i, "column": column, "expected": "a scalar value"})
+    if errors:
+        raise ApiError(422, f"malformed records: expected {FORMS}", errors[:20])
+    return records
+
+
+def columnar(columns: Any, data: Any) -> list[dict]:
+    """Records from the columnar form; its shape is checked first."""
+    if not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)):
+        raise ApiError(422, '"columns" must be a list of column names (strings)')
+    if len(set(columns)) != len(columns):
+        raise ApiError(422, '"columns" names a column twice')
+    if not isinstance(data, list):
+        raise ApiError(422, '"data" must be a list of rows (lists of values)')
+    errors = []
+    for i, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != len(columns):
+            errors.append({"row": i, "expected": f"a list of {len(columns)} values"})
+        elif not all(isinstance(v, SCALARS) for v in row):
+            errors.append({"row": i, "expected": "scalar values"})
+    if errors:
+        raise ApiError(422, "malformed columnar body", errors[:20])
+    return [dict(zip(columns, row)) for row in data]
+
+
+def parse_csv(body: bytes) -> list[dict]:
+    try:
+        frame = pd.read_csv(io.BytesIO(body))
+    except Exception as exc:  # pandas and the csv module raise several kinds for bad text
+        raise ApiError(400, f"malformed CSV: {str(exc).strip()}") from None
+    if frame.columns.duplicated().any() or any(str(c).startswith("Unnamed: ") for c in frame):
+        raise ApiError(400, "malformed CSV: the header must name every column once")
+    return frame.to_dict("records")

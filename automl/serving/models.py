@@ -1,0 +1,162 @@
+"""Models as the server holds them: loaded lazily into an LRU cache, compiled for the fast
+path, and found by reference with a short-lived cache of the registry's answer.
+
+A request resolves its reference (``name``, ``name@alias`` or ``name/3``) to a version at
+most ``resolve_ttl`` seconds old, then takes that version's model from the cache (loading
+it on a miss). A request in flight keeps the object it took, so an alias move or an
+eviction never breaks it; the next requests get the new version.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automl.bundle.model import Model
+from automl.bundle.registry import Registry
+from automl.config import build
+from automl.predict.batch import one_thread_each
+from automl.serving.fastpath import Fallback, FastPath, NotCompilable
+
+log = logging.getLogger(__name__)
+
+
+def load_class(path: str) -> type | None:
+    """The class at a dotted path, or None when its library is not installed."""
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(__import__(module, fromlist=[name]), name)
+    except ImportError:
+        return None
+
+
+def class_table(nodes: dict[str, Any], key: str, value: str) -> list[tuple[type, Any]]:
+    """``{name: {key: class path, value: node}}`` from config as (class, built object) pairs."""
+    table = []
+    for node in nodes.values():
+        cls = load_class(node[key])
+        if cls is not None:
+            table.append((cls, build(node[value])))
+    return table
+
+
+@dataclass
+class ServedModel:
+    """One version of a registered model, ready to score."""
+
+    name: str
+    version: int
+    model: Model
+    fast: FastPath | None
+    fast_path_reason: str
+    explain: Any = None
+    feature_names: list[str] = field(default_factory=list)
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """The vectorised path on rows ``Model.prepare`` returned: probabilities or values."""
+        if self.model.classes is None:
+            return self.model.pipeline.predict(features)
+        return self.model.pipeline.predict_proba(features)
+
+    def score_fast(self, records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """The compiled path: raw output and the feature matrix (``Fallback`` if it can't)."""
+        if self.fast is None:
+            raise Fallback
+        X = self.fast.matrix(records)
+        return self.fast.predict(X), X
+
+    def contributions(self, X: np.ndarray | None, features: pd.DataFrame | None) -> Any:
+        """Per-feature contributions for each row (None when the estimator has none)."""
+        if self.explain is None:
+            return None
+        if X is None:
+            X = np.asarray(self.model.pipeline[:-1].transform(features), dtype=np.float64)
+        inner = self.model.pipeline[-1]
+        return self.explain(getattr(inner, "estimator_", inner), X)
+
+
+class ModelCache:
+    """An LRU cache of ``ServedModel`` keyed by (name, version), plus reference resolution."""
+
+    def __init__(self, registry: Registry, cfg: Any, fast_path: Any, contributions: Any) -> None:
+        self.registry = registry
+        self.size = int(cfg.size)
+        self.ttl = float(cfg.resolve_ttl)
+        self.fast_enabled = bool(fast_path.enabled)
+        self.compilers = class_table(fast_path.compilers, "step", "compile")
+        self.predictors = class_table(fast_path.predictors, "estimator", "predict")
+        self.explainers = class_table(contributions, "estimator", "explain")
+        self.models: OrderedDict[tuple[str, int], ServedModel] = OrderedDict()
+        self.resolved: dict[str, tuple[float, tuple[str, int]]] = {}
+        self.lock = threading.Lock()
+        self.loading: dict[tuple[str, int], threading.Lock] = {}
+
+    def resolve(self, ref: str) -> tuple[str, int]:
+        """(name, version) of a reference, asking the registry at most every ``ttl`` s."""
+        now = time.monotonic()
+        hit = self.resolved.get(ref)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        answer = self.registry.version_of(ref)
+        self.resolved[ref] = (now + self.ttl, answer)
+        return answer
+
+    def get(self, name: str, version: int) -> ServedModel:
+        """The model, from the cache or loaded (one load per version at a time)."""
+        key = (name, version)
+        with self.lock:
+            if key in self.models:
+                self.models.move_to_end(key)
+                return self.models[key]
+            loading = self.loading.setdefault(key, threading.Lock())
+        with loading:
+            with self.lock:
+                if key in self.models:
+                    return self.models[key]
+            served = self.load(name, version)
+            with self.lock:
+                self.models[key] = served
+                self.loading.pop(key, None)
+                while len(self.models) > self.size:
+                    old, _ = self.models.popitem(last=False)
+                    log.info("model cache: dropped %s/%d (size %d)", *old, self.size)
+        return served
+
+    def has(self, name: str, version: int) -> bool:
+        return (name, version) in self.models
+
+    def cached(self) -> list[tuple[str, int]]:
+        with self.lock:
+            return list(self.models)
+
+    def load(self, name: str, version: int) -> ServedModel:
+        started = time.perf_counter()
+        model = Model.load(self.registry.resolve(f"{name}/{version}"))
+        one_thread_each(model.pipeline)
+        fast, reason = None, "disabled (fast_path.enabled=false)"
+        if self.fast_enabled:
+            try:
+                fast, reason = FastPath(model, self.compilers, self.predictors), "compiled"
+            except NotCompilable as exc:
+                reason = f"vectorised pipeline only: {exc}"
+        inner = model.pipeline[-1]
+        inner = getattr(inner, "estimator_", inner)
+        explain = next((e for cls, e in self.explainers if isinstance(inner, cls)), None)
+        names = []
+        if explain is not None:
+            names = [str(n) for n in model.pipeline[:-1].get_feature_names_out()]
+        log.info(
+            "loaded %s/%d in %.2f s; fast path: %s",
+            name,
+            version,
+            time.perf_counter() - started,
+            reason,
+        )
+        return ServedModel(name, version, model, fast, reason, explain, names)

@@ -1,0 +1,286 @@
+"""The prediction log: every served prediction (and later its true label), for monitoring.
+
+The server hands each request's records to ``PredictionLogger.log``, which only puts them
+on a queue; a background thread writes them to the store in batches (``batch_size`` rows
+or every ``flush_seconds``), so the request path never waits for a disk. Labels sent to
+the feedback endpoint take the same way. Stores (``prediction_log.store`` in
+``conf/apps/serve.yaml``): ``SqliteStore`` (one file) and ``ParquetStore`` (a folder of
+Parquet files, one per batch).
+
+Read it back with ``read_log`` (the format monitoring relies on).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from automl.config import build
+
+log = logging.getLogger(__name__)
+FIELDS = ["request_id", "row", "ts", "model", "version", "inputs", "prediction", "proba"]
+FEEDBACK = ["request_id", "row", "label", "ts"]
+
+
+def dumps(value: Any) -> str:
+    """JSON for logged values (numpy scalars as numbers, NaN kept as NaN)."""
+    return json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+
+
+class SqliteStore:
+    """The log in one SQLite file: tables ``predictions`` and ``feedback``."""
+
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS predictions (
+        request_id TEXT NOT NULL, row INTEGER NOT NULL, ts REAL NOT NULL, model TEXT NOT NULL,
+        version INTEGER NOT NULL, inputs TEXT NOT NULL, prediction TEXT NOT NULL, proba TEXT
+    );
+    CREATE INDEX IF NOT EXISTS predictions_model_ts ON predictions (model, ts);
+    CREATE TABLE IF NOT EXISTS feedback (
+        request_id TEXT NOT NULL, row INTEGER NOT NULL, label TEXT NOT NULL, ts REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id, row);
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+
+    def connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=60)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(self.SCHEMA)
+        return db
+
+    def write(self, rows: list[tuple], feedback: list[tuple]) -> None:
+        with closing(self.connect()) as db, db:
+            db.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO feedback VALUES (?, ?, ?, ?)", feedback)
+
+    def read(
+        self, model: str, version: int | None, last: int | None, since: float | None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        where, args = ["model = ?"], [model]
+        if version is not None:
+            where.append("version = ?")
+            args.append(version)
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(since)
+        order = "ts DESC, request_id DESC, row DESC" if last is not None else "ts, request_id, row"
+        sql = f"SELECT * FROM predictions WHERE {' AND '.join(where)} ORDER BY {order}"
+        if last is not None:
+            sql += " LIMIT ?"
+            args.append(last)
+        with closing(self.connect()) as db:
+            rows = pd.read_sql_query(sql, db, params=args).iloc[:: -1 if last is not None else 1]
+            ids = rows["request_id"].unique().tolist()
+            labels = pd.DataFrame(columns=FEEDBACK)
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                part = pd.read_sql_query(
+                    f"SELECT * FROM feedback WHERE request_id IN ({marks})", db, params=chunk
+                )
+                labels = part if labels.empty else pd.concat([labels, part])
+        return rows, labels
+
+
+class ParquetStore:
+    """The log as Parquet files: ``<path>/predictions/*.parquet``, ``<path>/feedback/*``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+
+    def append(self, kind: str, frame: pd.DataFrame) -> None:
+        folder = self.path / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"part-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+        staging = folder / f".{name}"
+        frame.to_parquet(staging, index=False)
+        os.replace(staging, folder / name)
+
+    def write(self, rows: list[tuple], feedback: list[tuple]) -> None:
+        if rows:
+            self.append("predictions", pd.DataFrame(rows, columns=FIELDS))
+        if feedback:
+            self.append("feedback", pd.DataFrame(feedback, columns=FEEDBACK))
+
+    def frame(self, kind: str, columns: list[str], filters: list | None = None) -> pd.DataFrame:
+        files = sorted((self.path / kind).glob("part-*.parquet"))
+        if not files:
+            return pd.DataFrame(columns=columns)
+        return pd.read_parquet(files, filters=filters)
+
+    def read(
+        self, model: str, version: int | None, last: int | None, since: float | None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        filters = [("model", "==", model)]
+        if version is not None:
+            filters.append(("version", "==", version))
+        if since is not None:
+            filters.append(("ts", ">=", since))
+        rows = self.frame("predictions", FIELDS, filters)
+        rows = rows.sort_values(["ts", "request_id", "row"], kind="stable")
+        if last is not None:
+            rows = rows.tail(last)
+        labels = self.frame("feedback", FEEDBACK)
+        return rows, labels[labels["request_id"].isin(set(rows["request_id"]))]
+
+
+def open_store(store: Any) -> Any:
+    """A store from a config node (``_target_``), a store, or a path (a ``.db``/``.sqlite``
+    file: SQLite; otherwise a folder of Parquet files)."""
+    if hasattr(store, "read") and hasattr(store, "write"):
+        return store
+    if isinstance(store, str | Path):
+        path = Path(store)
+        return SqliteStore(path) if path.suffix in (".db", ".sqlite") else ParquetStore(path)
+    return build(store)
+
+
+def read_log(
+    store_config_or_path: Any,
+    model: str,
+    version: int | None = None,
+    last: int | None = None,
+    since_seconds: float | None = None,
+) -> pd.DataFrame:
+    """The logged predictions of ``model``: one row per predicted record, oldest first.
+
+    ``store_config_or_path``: the ``prediction_log.store`` node of the serve config (or a
+    dict with ``_target_``), or a path (``*.db``/``*.sqlite``: SQLite; a folder: Parquet).
+    ``version`` keeps one version; ``last`` the newest N records; ``since_seconds`` those
+    logged in the last N seconds.
+
+    Columns, in this order: ``request_id`` (str, as returned in the response and the
+    ``X-Request-ID`` header), ``ts`` (float, unix seconds), ``model`` (str), ``version``
+    (int), then the input feature columns under their original names (as the request sent
+    them; a column some requests lacked is NaN there), ``prediction`` (class label, or value
+    for regression), ``proba_<class>`` per class (classification only) and ``label`` (the
+    true label sent to the feedback endpoint, NaN until then; the latest one wins).
+    """
+    store = open_store(store_config_or_path)
+    since = None if since_seconds is None else time.time() - since_seconds
+    rows, labels = store.read(model, version, last, since)
+    head = ["request_id", "ts", "model", "version"]
+    inputs = pd.DataFrame.from_records(
+        [json.loads(v) for v in rows["inputs"]], index=rows.index
+    ).reindex(index=rows.index)
+    out = rows[head].astype({"ts": float, "version": int})
+    out = pd.concat([out, inputs], axis=1)
+    out["prediction"] = [json.loads(v) for v in rows["prediction"]]
+    probas = [json.loads(v) if isinstance(v, str) else None for v in rows["proba"]]
+    if any(p is not None for p in probas):
+        proba = pd.DataFrame.from_records([p or {} for p in probas], index=rows.index)
+        for cls in proba.columns:
+            out[f"proba_{cls}"] = proba[cls].astype(float)
+    out["label"] = np.nan
+    if len(labels):
+        latest = labels.sort_values("ts").drop_duplicates(["request_id", "row"], keep="last")
+        keys = pd.MultiIndex.from_arrays([latest["request_id"], latest["row"].astype(int)])
+        found = pd.Series([json.loads(v) for v in latest["label"]], index=keys, dtype=object)
+        wanted = pd.MultiIndex.from_arrays([rows["request_id"], rows["row"].astype(int)])
+        out["label"] = found.reindex(wanted).to_numpy(dtype=object)
+        out["label"] = out["label"].where(out["label"].notna(), np.nan)
+    return out.reset_index(drop=True)
+
+
+class PredictionLogger:
+    """A queue and a writer thread: ``log`` and ``feedback`` return at once."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.store = open_store(cfg.store)
+        self.batch_size = int(cfg.batch_size)
+        self.flush_seconds = float(cfg.flush_seconds)
+        self.queue: queue.Queue = queue.Queue(maxsize=int(cfg.queue_size))
+        self.dropped = 0
+        self.thread = threading.Thread(target=self.run, name="prediction-log", daemon=True)
+        self.thread.start()
+
+    def log(
+        self,
+        request_id: str,
+        model: str,
+        version: int,
+        inputs: list[dict],
+        predictions: list,
+        proba: np.ndarray | None,
+        classes: list[str] | None,
+    ) -> None:
+        """Queue one request's records (never blocks; drops and counts when full)."""
+        entry = (request_id, time.time(), model, version, inputs, predictions, proba, classes)
+        self.put(("p", *entry))
+
+    def feedback(self, items: list[tuple[str, int, Any]]) -> None:
+        """Queue true labels: (request_id, row, label) each."""
+        self.put(("f", time.time(), items))
+
+    def put(self, item: tuple) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1 or math.log2(self.dropped).is_integer():
+                log.warning("prediction log queue full: %d entries dropped", self.dropped)
+
+    def run(self) -> None:
+        rows: list[tuple] = []
+        feedback: list[tuple] = []
+        deadline = time.monotonic() + self.flush_seconds
+        stop = False
+        while not stop:
+            try:
+                item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                item = None
+            if item is None:
+                pass
+            elif item[0] == "p":
+                rows.extend(expand(item))
+            elif item[0] == "f":
+                _, ts, items = item
+                feedback.extend((rid, int(row), dumps(lab), ts) for rid, row, lab in items)
+            else:  # close
+                stop = True
+            due = time.monotonic() >= deadline
+            pending = len(rows) + len(feedback)
+            if pending and (due or stop or pending >= self.batch_size):
+                self.flush(rows, feedback)
+                rows, feedback = [], []
+            if due or item is None:
+                deadline = time.monotonic() + self.flush_seconds
+
+    def flush(self, rows: list[tuple], feedback: list[tuple]) -> None:
+        try:
+            self.store.write(rows, feedback)
+        except Exception:  # the log must never take the server down
+            log.exception("prediction log: could not write %d records", len(rows) + len(feedback))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued and stop the thread."""
+        self.queue.put(("close",))
+        self.thread.join(timeout)
+
+
+def expand(item: tuple) -> list[tuple]:
+    """One logged request as one row per record."""
+    _, request_id, ts, model, version, inputs, predictions, proba, classes = item
+    rows = []
+    for i, (record, prediction) in enumerate(zip(inputs, predictions)):
+        probs = None if proba is None else dumps(dict(zip(classes, proba[i].tolist())))
+        rows.append((request_id, i, ts, model, version, dumps(record), dumps(prediction), probs))
+    return rows

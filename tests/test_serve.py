@@ -1,0 +1,562 @@
+"""The REST server for real: uvicorn on 127.0.0.1, keys from the admin CLI, trained models.
+
+One module-wide world: adult (LightGBM, 2 versions) in project ``default`` and iris in
+project ``other``, 8 users x 10 projects from a YAML file, and ``python -m automl.serve``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import ADULT_COLUMNS, FAST, ROOT, SHARED_DATA, compose_train
+
+from automl import load_model
+from automl.bundle.registry import Registry
+from automl.serving.prediction_log import read_log
+
+ADULT = "default.adult"
+IRIS = "other.iris"
+PROJECTS = ["default", "other", *[f"p{i}" for i in range(3, 11)]]
+TEAM = {
+    "projects": PROJECTS,
+    "users": {
+        "ada": {"roles": {"default": "admin", "p3": "viewer"}},
+        "eddie": {"roles": {"default": "editor", "p4": "admin"}},
+        "vera": {"roles": {"default": "viewer"}},
+        "otto": {"roles": {"other": "admin"}},
+        "boss": {"roles": {p: "admin" for p in PROJECTS}},
+        "pia": {"roles": {f"p{i}": "editor" for i in range(3, 11)}},
+        "quinn": {"roles": {"p5": "viewer", "p6": "viewer", "other": "viewer"}},
+        "nemo": {"roles": {}},
+    },
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def adult_test_frame(n: int | None = None) -> pd.DataFrame:
+    frame = pd.read_csv(
+        SHARED_DATA / "adult-test.csv",
+        header=None,
+        names=ADULT_COLUMNS,
+        skipinitialspace=True,
+        comment="|",
+    ).drop(columns="income")
+    return frame if n is None else frame.head(n)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Trained models in a registry, the auth database set up from YAML, keys."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent")
+    root = tmp_path_factory.mktemp("serve")
+    out = f"paths.output_dir={root}"
+    adult = ["dataset=adult", "model=lgbm", "model.classifier.n_estimators=300", *FAST, out]
+    from automl.train import train
+
+    started = time.perf_counter()
+    train(compose_train(adult), root / "runs" / "adult")
+    iris = ["dataset=iris", "model=linear", "project=other", *FAST, out]
+    train(compose_train(iris), root / "iris")
+    registry = Registry(root / "registry" / "registry.db", root / "registry" / "models")
+    bundle = root / "runs" / "adult" / "model"  # version 2: the same bundle registered again
+    registry.register(ADULT, bundle, load_model(bundle).manifest, root / "runs" / "adult")
+    registry.set_alias(ADULT, "production", 1)
+    print(f"trained in {time.perf_counter() - started:.1f} s")
+    (root / "team.yaml").write_text(yaml.safe_dump(TEAM))
+    db = f"sqlite:///{root}/serving/auth.db"
+    admin = [sys.executable, "-m", "automl.serving.admin", "--db", db, "--actor", "tests"]
+    done = subprocess.run(
+        [*admin, "setup", str(root / "team.yaml"), "--keys-out", str(root / "keys.json")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    keys = json.loads((root / "keys.json").read_text())
+    assert sorted(keys) == sorted(TEAM["users"])
+    return {"root": root, "keys": keys, "db": db, "admin": admin}
+
+
+@pytest.fixture(scope="module")
+def server(world):
+    """``python -m automl.serve`` on a free port, stopped after the module."""
+    root, port = world["root"], free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "automl.serve",
+        f"port={port}",
+        f"paths.output_dir={root}",
+        f"hydra.run.dir={root}/serve",
+        f"preload=[{ADULT}]",
+        "cache.resolve_ttl=0.2",
+        "auth.cache_ttl=0.2",
+        "fast_path.max_rows=4",
+        "limits.max_body_bytes=200000",
+        "limits.max_batch_rows=1000",
+        "prediction_log.flush_seconds=0.2",
+    ]
+    log = open(root / "server.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited: {(root / 'server.log').read_text()}")
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"server not ready: {(root / 'server.log').read_text()}")
+        time.sleep(0.2)
+    yield {**world, "url": url, "proc": proc}
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+def client(server, user: str | None) -> httpx.Client:
+    headers = {} if user is None else {"Authorization": f"Bearer {server['keys'][user]}"}
+    return httpx.Client(base_url=server["url"], headers=headers, timeout=30)
+
+
+def records(n: int) -> list[dict]:
+    return adult_test_frame(n).to_dict("records")
+
+
+def test_health_docs_and_metrics(server):
+    with client(server, None) as c:
+        assert c.get("/health/live").json() == {"status": "alive"}
+        ready = c.get("/health/ready").json()
+        assert ready["status"] == "ready" and ready["models"] == [f"{ADULT}/2"]  # preloaded
+        spec = c.get("/openapi.json").json()
+        assert "/v1/models/{name}/predict" in spec["paths"]
+        assert c.get("/docs").status_code == 200
+    with client(server, "vera") as c:
+        assert c.post(f"/v1/models/{ADULT}/predict", json=records(1)[0]).status_code == 200
+    with client(server, None) as c:
+        text = c.get("/metrics").text
+    line = f'automl_requests_total{{endpoint="predict",model="{ADULT}",status="200",version="2"}}'
+    assert line in text
+    assert f'automl_request_seconds_bucket{{endpoint="predict",le="0.01",model="{ADULT}"' in text
+
+
+# --- auth: roles x projects x endpoints ---
+
+ENDPOINTS = {  # name: (method, path, body, role needed)
+    "versions": ("GET", "/v1/models/{m}", None, "viewer"),
+    "metadata": ("GET", "/v1/models/{m}/metadata", None, "viewer"),
+    "predict": ("POST", "/v1/models/{m}/predict", "record", "viewer"),
+    "feedback": ("POST", "/v1/models/{m}/feedback", "feedback", "editor"),
+    "audit": ("GET", "/v1/projects/{p}/audit", None, "admin"),
+}
+RANK = {"viewer": 0, "editor": 1, "admin": 2}
+
+
+def call(c: httpx.Client, endpoint: str, model: str):
+    method, path, body, _ = ENDPOINTS[endpoint]
+    path = path.format(m=model, p=model.split(".")[0])
+    if body == "record":
+        payload = records(1)[0] if model.startswith("default") else {"sepal length (cm)": 5.0}
+        return c.request(method, path, json=payload)
+    if body == "feedback":
+        return c.request(method, path, json={"feedback": [{"request_id": "r1", "label": "x"}]})
+    return c.request(method, path)
+
+
+@pytest.mark.parametrize("endpoint", list(ENDPOINTS))
+@pytest.mark.parametrize("user", ["ada", "eddie", "vera", "otto", "quinn", "nemo", None])
+def test_auth_matrix(server, user, endpoint):
+    roles = TEAM["users"][user]["roles"] if user else {}
+    need = ENDPOINTS[endpoint][3]
+    for model in (ADULT, "default.nope", IRIS, "other.nope"):
+        with client(server, user) as c:
+            response = call(c, endpoint, model)
+        project = model.split(".")[0]
+        role = roles.get(project)
+        if user is None:
+            expected = 401
+        elif role is None or RANK[role] < RANK[need]:
+            expected = 403
+        elif model.endswith("nope") and endpoint != "audit":
+            expected = 404
+        else:
+            expected = 422 if endpoint == "predict" and model == IRIS else 200
+        assert response.status_code == expected, (user, endpoint, model, response.text)
+        body = response.json()
+        if expected == 403:  # the same answer whether the model exists or not
+            assert body["detail"] == (
+                f"no {need} access to "
+                + (f"project '{project}'" if endpoint == "audit" else f"model '{model}'")
+                + f" for user '{user}'"
+            )
+
+
+def test_listing_shows_only_the_callers_projects(server):
+    with client(server, "vera") as c:
+        names = [m["name"] for m in c.get("/v1/models").json()["models"]]
+        assert names == [ADULT]
+        assert c.get("/v1/projects").json()["projects"] == [
+            {"project": "default", "role": "viewer"}
+        ]
+    with client(server, "boss") as c:
+        listed = {m["name"]: m for m in c.get("/v1/models").json()["models"]}
+    assert set(listed) == {ADULT, IRIS}
+    versions = {v["version"]: v["aliases"] for v in listed[ADULT]["versions"]}
+    assert versions == {1: ["production"], 2: []}
+
+
+def test_revoked_key_is_refused(server):
+    made = subprocess.run(
+        [*server["admin"], "key", "create", "eddie", "--label", "to revoke"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    key = made.stdout.strip()
+    assert made.returncode == 0 and key.startswith("ak_")
+    with httpx.Client(base_url=server["url"], headers={"X-API-Key": key}) as c:
+        assert c.get(f"/v1/models/{ADULT}").status_code == 200
+        done = subprocess.run(
+            [*server["admin"], "key", "revoke", key], capture_output=True, cwd=ROOT
+        )
+        assert done.returncode == 0
+        time.sleep(0.3)  # auth.cache_ttl
+        response = c.get(f"/v1/models/{ADULT}")
+    assert response.status_code == 401 and "revoked" in response.json()["detail"]
+    with client(server, None) as c:
+        response = c.get(f"/v1/models/{ADULT}", headers={"X-API-Key": "ak_nope_nope"})
+    assert response.status_code == 401
+
+
+# --- metadata and prediction ---
+
+
+def test_metadata_from_the_contract(server):
+    with client(server, "vera") as c:
+        meta = c.get(f"/v1/models/{ADULT}/metadata", params={"alias": "production"}).json()
+    assert meta["version"] == 1 and meta["classes"] == ["<=50K", ">50K"]
+    assert meta["metrics"]["auc"] > 0.8 and meta["trained_at"] and meta["family"] == "lgbm"
+    schema = meta["input_schema"]
+    assert schema["properties"]["sex"] == {"type": "string", "enum": ["Female", "Male"]}
+    assert schema["properties"]["age"]["maximum"] == 120 and not schema["additionalProperties"]
+    assert "income" not in schema["properties"] and len(schema["required"]) == 14
+    assert meta["fast_path"] == "compiled" and meta["contributions"] is True
+
+
+def expected_proba(version: int, frame: pd.DataFrame, root: Path) -> np.ndarray:
+    registry = Registry(root / "registry" / "registry.db", root / "registry" / "models")
+    model = load_model(f"{ADULT}/{version}", registry)
+    return model.predict_proba(frame)[">50K"].to_numpy()
+
+
+def test_every_body_form_gives_the_pipelines_predictions(server):
+    frame = adult_test_frame(12)
+    rows = frame.to_dict("records")
+    expected = expected_proba(2, frame, server["root"])
+    with client(server, "vera") as c:
+        url = f"/v1/models/{ADULT}/predict"
+        one = c.post(url, json=rows[0]).json()
+        many = c.post(url, json=rows).json()
+        few = c.post(url, json=rows[:3]).json()
+        columnar = c.post(
+            url, json={"columns": list(frame.columns), "data": frame.to_numpy().tolist()}
+        ).json()
+        csv = c.post(
+            url, content=frame.to_csv(index=False), headers={"Content-Type": "text/csv"}
+        ).json()
+    assert one["path"] == "fast" and few["path"] == "fast" and many["path"] == "pipeline"
+    for answer in (many, columnar, csv):
+        got = [p[">50K"] for p in answer["probabilities"]]
+        assert np.allclose(got, expected, rtol=0, atol=1e-12)
+        assert answer["predictions"] == np.where(expected > 0.5, ">50K", "<=50K").tolist()
+    assert one["probabilities"][0][">50K"] == pytest.approx(expected[0], abs=1e-12)
+    assert [p[">50K"] for p in few["probabilities"]] == pytest.approx(expected[:3], abs=1e-12)
+    assert one["version"] == 2 and len(one["request_id"]) == 32
+
+
+def test_fast_path_equals_the_pipeline_on_every_adult_test_row(server):
+    """The compiled path (in-process, as the server builds it) on all 16,281 test rows."""
+    from hydra import compose, initialize_config_module
+
+    from automl.serving.models import ModelCache
+
+    with initialize_config_module("automl.conf.apps", version_base="1.3"):
+        cfg = compose("serve", overrides=[f"paths.output_dir={server['root']}"])
+    registry = Registry(cfg.registry.uri, cfg.registry.store)
+    served = ModelCache(registry, cfg.cache, cfg.fast_path, cfg.contributions).get(ADULT, 1)
+    frame = adult_test_frame()
+    expected = served.model.predict_proba(frame).to_numpy()
+    got = np.vstack([served.score_fast([r])[0] for r in frame.to_dict("records")])
+    assert got.shape == expected.shape == (16281, 2)
+    assert np.array_equal(got, expected)  # bit for bit, not approximately
+    # and through HTTP, record by record, with the raw values ('?' markers, spaces)
+    rows = frame.head(100).to_dict("records")
+    rows[0]["workclass"] = "  " + str(rows[0]["workclass"])
+    with client(server, "vera") as c:
+        for i, row in enumerate(rows):
+            answer = c.post(f"/v1/models/{ADULT}/predict?version=1", json=row).json()
+            assert answer["path"] == "fast"
+            assert answer["probabilities"][0][">50K"] == expected[i, 1]
+
+
+def test_contributions_add_up_to_the_raw_score(server):
+    with client(server, "vera") as c:
+        answer = c.post(f"/v1/models/{ADULT}/predict?contributions=true", json=records(2)).json()
+    for proba, contrib in zip(answer["probabilities"], answer["contributions"]):
+        p = proba[">50K"]
+        assert sum(contrib.values()) == pytest.approx(math.log(p / (1 - p)), abs=1e-6)
+        assert "(bias)" in contrib and "age" in contrib
+
+
+# --- bad input: always a 4xx with a JSON body that names the problem ---
+
+
+def bad(server, body=None, content=None, headers=None, params=None):
+    with client(server, "vera") as c:
+        return c.post(
+            f"/v1/models/{ADULT}/predict",
+            json=body,
+            content=content,
+            headers=headers,
+            params=params,
+        )
+
+
+def record(**changes):
+    row = records(1)[0]
+    for key, value in changes.items():
+        if value is KeyError:
+            row.pop(key)
+        else:
+            row[key] = value
+    return row
+
+
+@pytest.mark.parametrize(
+    "case, status, column, text",
+    [
+        ("wrong type", 422, "age", "wrong type"),
+        ("missing column", 422, "age", "required column missing"),
+        ("extra column", 422, "colour", "not in the contract"),
+        ("NaN", 422, "hours-per-week", "missing value not allowed"),
+        ("inf", 422, "hours-per-week", "finite"),
+        ("not allowed", 422, "sex", "allowed set"),
+        ("out of range", 422, "age", "less_than_or_equal_to(120.0)"),
+        ("nested value", 422, "age", "a scalar value"),
+        ("empty body", 422, None, "the body is empty"),
+        ("empty list", 422, None, "no records"),
+        ("malformed JSON", 400, None, "malformed JSON"),
+        ("malformed CSV", 400, None, "malformed CSV"),
+        ("columnar shape", 422, None, "a list of 14 values"),
+        ("oversized body", 413, None, "at most 200000"),
+        ("too many rows", 413, None, "at most 1000"),
+        ("content type", 415, None, "use application/json or text/csv"),
+        ("bad version", 404, None, "no version 9"),
+        ("unknown alias", 404, None, "no alias 'nope'"),
+    ],
+)
+def test_bad_input(server, case, status, column, text):
+    cols = list(records(1)[0])
+    response = {
+        "wrong type": lambda: bad(server, [record(), record(age="old")]),
+        "missing column": lambda: bad(server, record(age=KeyError)),
+        "extra column": lambda: bad(server, record(colour="red")),
+        "NaN": lambda: bad(server, content=json.dumps(record(**{"hours-per-week": math.nan}))),
+        "inf": lambda: bad(server, content=json.dumps(record(**{"hours-per-week": math.inf}))),
+        "not allowed": lambda: bad(server, record(sex="Robot")),
+        "out of range": lambda: bad(server, record(age=130)),
+        "nested value": lambda: bad(server, record(age=[1, 2])),
+        "empty body": lambda: bad(server, content=b""),
+        "empty list": lambda: bad(server, []),
+        "malformed JSON": lambda: bad(server, content=b'{"age": 3'),
+        "malformed CSV": lambda: bad(
+            server, content=b'a,b\n1,"2\n', headers={"Content-Type": "text/csv"}
+        ),
+        "columnar shape": lambda: bad(server, {"columns": cols, "data": [[1, 2]]}),
+        "oversized body": lambda: bad(server, [record()] * 900),
+        "too many rows": lambda: bad(server, {"columns": ["age"], "data": [[1]] * 1001}),
+        "content type": lambda: bad(
+            server, content=b"age=3", headers={"Content-Type": "text/plain"}
+        ),
+        "bad version": lambda: bad(server, record(), params={"version": 9}),
+        "unknown alias": lambda: bad(server, record(), params={"alias": "nope"}),
+    }[case]()
+    assert response.status_code == status, response.text[:500]
+    body = response.json()
+    assert text in body["detail"] or any(text in str(e) for e in body["errors"]), body
+    if column is not None:
+        assert {e["column"] for e in body["errors"] if "column" in e} == {column}, body
+        assert all(e.get("expected") for e in body["errors"])
+
+
+def test_unseen_category_is_handled_as_in_training(server):
+    row = record(**{"native-country": "Atlantis", "workclass": "?"})
+    expected = expected_proba(2, pd.DataFrame([row]), server["root"])
+    answer = bad(server, row).json()
+    assert answer["probabilities"][0][">50K"] == pytest.approx(expected[0], abs=1e-12)
+
+
+# --- prediction log and feedback ---
+
+
+def test_every_prediction_is_logged_and_feedback_attaches_labels(server):
+    rows = records(3)
+    with client(server, "ada") as c:
+        answer = c.post(f"/v1/models/{ADULT}/predict", json=rows).json()
+        rid = answer["request_id"]
+        done = c.post(
+            f"/v1/models/{ADULT}/feedback",
+            json={"feedback": [{"request_id": rid, "row": 1, "label": ">50K"}]},
+        )
+        assert done.json() == {"accepted": 1}
+        bad_feedback = c.post(f"/v1/models/{ADULT}/feedback", json={"feedback": [{"row": -1}]})
+        assert bad_feedback.status_code == 422
+    store = server["root"] / "serving" / "predictions.db"
+    deadline = time.monotonic() + 10
+    while True:
+        log = read_log(store, ADULT)
+        mine = log[log["request_id"] == rid]
+        if len(mine) == 3 and mine["label"].notna().any() or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert list(log.columns[:4]) == ["request_id", "ts", "model", "version"]
+    assert list(log.columns[4:18]) == list(rows[0])
+    assert list(log.columns[18:]) == ["prediction", "proba_<=50K", "proba_>50K", "label"]
+    assert mine["version"].tolist() == [2, 2, 2]
+    assert mine["prediction"].tolist() == answer["predictions"]
+    assert mine["proba_>50K"].tolist() == [p[">50K"] for p in answer["probabilities"]]
+    assert mine["age"].tolist() == [r["age"] for r in rows]
+    assert mine["label"].isna().tolist() == [True, False, True]
+    assert mine["label"].iloc[1] == ">50K"
+    assert abs(mine["ts"].iloc[0] - time.time()) < 60
+    assert len(read_log(store, ADULT, version=2, last=2)) == 2
+
+
+# --- many models: alias moves under load ---
+
+
+def test_alias_move_during_load_fails_no_request(server):
+    registry = Registry(
+        server["root"] / "registry" / "registry.db", server["root"] / "registry" / "models"
+    )
+    row = records(1)[0]
+    seen, failures, stop = [], [], threading.Event()
+
+    def hammer():
+        with client(server, "vera") as c:
+            while not stop.is_set():
+                r = c.post(f"/v1/models/{ADULT}/predict?alias=production", json=row)
+                if r.status_code != 200:
+                    failures.append(r.text)
+                else:
+                    seen.append(r.json()["version"])
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for version in (2, 1, 2, 1, 2):
+            time.sleep(0.5)
+            registry.set_alias(ADULT, "production", version)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not failures
+    assert {1, 2} <= set(seen) and seen[-1] == 2
+    registry.set_alias(ADULT, "production", 1)
+
+
+def test_lru_cache_drops_the_oldest_model_and_in_flight_objects_keep_working(server):
+    from hydra import compose, initialize_config_module
+
+    from automl.serving.models import ModelCache
+
+    with initialize_config_module("automl.conf.apps", version_base="1.3"):
+        cfg = compose("serve", overrides=[f"paths.output_dir={server['root']}", "cache.size=1"])
+    cache = ModelCache(
+        Registry(cfg.registry.uri, cfg.registry.store), cfg.cache, cfg.fast_path, cfg.contributions
+    )
+    first = cache.get(ADULT, 1)
+    cache.get(IRIS, cache.resolve(IRIS)[1])
+    assert cache.cached() == [(IRIS, 1)]
+    assert first.score_fast(records(1))[0].shape == (1, 2)  # still usable after eviction
+    assert cache.resolve(f"{ADULT}@production") == (ADULT, 1)
+
+
+@pytest.mark.slow
+def test_many_models_cache_under_concurrency(server):
+    """Every endpoint of every visible model, from 8 threads, no 5xx."""
+    errors = []
+
+    def run(user):
+        with client(server, user) as c:
+            for _ in range(20):
+                for model in (ADULT, IRIS):
+                    for endpoint in ENDPOINTS:
+                        r = call(c, endpoint, model)
+                        if r.status_code >= 500:
+                            errors.append(r.text)
+
+    threads = [threading.Thread(target=run, args=(u,)) for u in ["boss", "ada", "otto", "vera"] * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+# --- fuzzing the OpenAPI schema ---
+
+
+def test_schemathesis_finds_no_server_error(server):
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(f"{server['url']}/openapi.json")
+    headers = {"Authorization": f"Bearer {server['keys']['boss']}"}
+    failures = []
+    examples = int(os.environ.get("AUTOML_FUZZ_EXAMPLES", "12"))
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+        @given(case=operation.as_strategy())
+        def fuzz(case):
+            if "name" in (case.path_parameters or {}):
+                case.path_parameters["name"] = ADULT  # reach the model, not just the 403
+            response = case.call(base_url=server["url"], headers=headers)
+            if response.status_code >= 500:
+                failures.append((case.method, case.formatted_path, case.body, response.text))
+
+        fuzz()
+    assert not failures, failures[:3]
