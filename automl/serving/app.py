@@ -330,7 +330,8 @@ def create_app(cfg: Any) -> FastAPI:
                 state["logger"].log(
                     request_id, name, served.version, records, predictions, proba, classes
                 )
-            return JSONResponse(jsonable(answer), headers={"X-Request-ID": request_id})
+            # labels are strings and the numbers finite floats (tolist): plain JSON as it is
+            return JSONResponse(answer, headers={"X-Request-ID": request_id})
 
     @app.post(
         "/v1/models/{name}/feedback",

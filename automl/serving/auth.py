@@ -285,17 +285,19 @@ class AuthStore:
 
     @staticmethod
     def user_row(db: Session, name: str) -> User:
-        row = db.scalars(select(User).where(User.name == name)).first()
-        if row is None:
-            raise AutomlError(f"no user '{name}' (add it first: user add {name})")
-        return row
+        return named(db, User, name, "user")
 
     @staticmethod
     def project_row(db: Session, name: str) -> Project:
-        row = db.scalars(select(Project).where(Project.name == name)).first()
-        if row is None:
-            raise AutomlError(f"no project '{name}' (add it first: project add {name})")
-        return row
+        return named(db, Project, name, "project")
+
+
+def named(db: Session, table: type, name: str, kind: str) -> Any:
+    """The row of ``table`` called ``name``; a missing one says how to add it."""
+    row = db.scalars(select(table).where(table.name == name)).first()
+    if row is None:
+        raise AutomlError(f"no {kind} '{name}' (add it first: {kind} add {name})")
+    return row
 
 
 def sqlite_pragmas(connection: Any, _record: Any) -> None:
