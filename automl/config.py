@@ -98,14 +98,32 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class EnsembleConfig:
+    size: int = 25  # greedy selection rounds (0: no ensemble)
+    candidates: int = 20  # best trials whose out-of-fold predictions are kept
+
+
+@dataclass
 class ModelConfig:
+    """One model family, or (``name: auto``) several searched together."""
+
     name: str = MISSING
-    classifier: Any = MISSING
-    regressor: Any = MISSING
+    classifier: Any = None
+    regressor: Any = None
     early_stopping: EarlyStoppingConfig | None = None
     space: dict[str, ParamSpace] = field(default_factory=dict)
     classifier_space: dict[str, ParamSpace] = field(default_factory=dict)
     regressor_space: dict[str, ParamSpace] = field(default_factory=dict)
+    # model=auto only
+    families: list[str] | None = None
+    candidates: dict[str, ModelConfig] = field(default_factory=dict)
+    holdout_above: int = 100_000
+    cv_cells_per_second: float = 2800.0
+    holdout_fraction: float = 0.2
+    rank_penalty: float = 2.0
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    class_weight: str | None = None  # balanced
+    threshold: str | None = None  # a scorer to tune the binary decision threshold for
 
 
 @dataclass
@@ -117,6 +135,7 @@ class SearchConfig:
     storage: Any = None  # a database URL, a journal file path, or a storage node
     study_name: str = MISSING
     n_jobs: int = 1
+    finish_share: float = 0.05  # model=auto: budget share kept for evaluating and saving
 
 
 @dataclass

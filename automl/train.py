@@ -22,6 +22,8 @@ from automl.features import build_features
 from automl.models import build_model, model_param_prefix, model_space
 from automl.monitoring.profile import build_profile
 from automl.search import run_search
+from automl.search.auto import fit_auto, start_pool
+from automl.search.study import Fitted
 
 log = logging.getLogger(__name__)
 
@@ -36,43 +38,46 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run the whole training job and write its artifacts under ``run_dir``.
 
     Returns the metrics. The bundle (``model/``) and ``metrics.json`` are written last,
-    so a failed run never looks complete.
+    so a failed run never looks complete. With ``model=auto`` the time budget bounds
+    the whole job.
     """
     started = time.perf_counter()
-    data = load_dataset(cfg.dataset, cfg.evaluation, cfg.seed)
-    X, y = data.xy(data.train)
+    auto = bool(cfg.model.families)
+    budget = cfg.search.time_budget if auto else None
+    deadline = None if budget is None else time.monotonic() + budget
+    pool = start_pool(cfg) if auto else None
+    try:
+        data = load_dataset(cfg.dataset, cfg.evaluation, cfg.seed)
+        X, y = data.xy(data.train)
+        if pool is None:
+            fitted = fit_single(cfg, data, X, y)
+        else:
+            fitted = fit_auto(
+                cfg, pool, X, y, task=data.task, classes=data.classes, deadline=deadline
+            )
+    finally:
+        if pool is not None:
+            pool.close(kill=True)
+    final = fitted.estimator
     X_test, y_test = data.xy(data.test)
-
-    pipeline = build_pipeline(cfg, data.task)
-    spaces = {
-        model_param_prefix(pipeline[-1]): model_space(cfg.model, data.task),
-        "features__": to_plain(cfg.features.space),
+    described = manifest(cfg, data, fitted.params) | {
+        "decision_threshold": getattr(final, "threshold", None)
     }
-    scoring = cfg.evaluation.cv_metric[data.task]
-    search = run_search(
-        pipeline,
-        {k: v for k, v in spaces.items() if v},
-        X,
-        y,
-        task=data.task,
-        scoring=scoring,
-        cfg=cfg.search,
-        n_folds=cfg.evaluation.cv_folds,
-        seed=cfg.seed,
-    )
-    final = clone(pipeline).set_params(**search.best_params).fit(X, y)
-    model = Model(
-        final, manifest(cfg, data, search.best_params), reference_profile(cfg, data, final, X)
-    )
+    model = Model(final, described, reference_profile(cfg, data, final, X))
     metrics = evaluate(final, X_test, y_test, to_plain(cfg.evaluation.report[data.task]))
-    metrics = {"cv_" + scoring.removeprefix("neg_"): abs(search.best_score), **metrics}
-    metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+    scoring = cfg.evaluation.cv_metric[data.task]
+    metrics = {"cv_" + scoring.removeprefix("neg_"): abs(fitted.cv_score), **metrics}
     model.manifest["metrics"] = metrics
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    search.trials.to_csv(run_dir / "leaderboard.csv", index=False)
+    fitted.trials.to_csv(run_dir / "leaderboard.csv", index=False)
+    for name, table in fitted.tables.items():
+        table.to_csv(run_dir / f"{name}.csv", index=False)
+        log.info("%s:\n%s", name, table.to_string(index=False))
     if cfg.evaluation.plots:
         save_plots(final, data.classes, X_test, y_test, run_dir / "plots")
+    metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+    model.manifest["metrics"] = metrics
     model.save(run_dir / "model")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     tags = {
@@ -81,7 +86,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "model_family": cfg.model.name,
         "task": data.task,
     }
-    build(cfg.tracking).log_run(cfg, run_dir, metrics, search.trials, tags)
+    build(cfg.tracking).log_run(cfg, run_dir, metrics, fitted.trials, tags)
     if cfg.registry.enabled:
         registry = Registry(cfg.registry.uri, cfg.registry.store)
         version = registry.register(cfg.registry.name, run_dir / "model", model.manifest, run_dir)
@@ -93,6 +98,28 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
     )
     return metrics
+
+
+def fit_single(cfg: DictConfig, data: Dataset, X: Any, y: Any) -> Fitted:
+    """Search one family's space by CV, then refit the best parameters on all rows."""
+    pipeline = build_pipeline(cfg, data.task)
+    spaces = {
+        model_param_prefix(pipeline[-1]): model_space(cfg.model, data.task),
+        "features__": to_plain(cfg.features.space),
+    }
+    search = run_search(
+        pipeline,
+        {k: v for k, v in spaces.items() if v},
+        X,
+        y,
+        task=data.task,
+        scoring=cfg.evaluation.cv_metric[data.task],
+        cfg=cfg.search,
+        n_folds=cfg.evaluation.cv_folds,
+        seed=cfg.seed,
+    )
+    final = clone(pipeline).set_params(**search.best_params).fit(X, y)
+    return Fitted(final, search.best_params, search.best_score, search.trials)
 
 
 def reference_profile(cfg: DictConfig, data: Dataset, pipeline: Pipeline, X: Any) -> dict:

@@ -97,19 +97,13 @@ class Model:
 
     def score(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``prediction`` and, for classifiers, ``proba_<class>`` columns for each row."""
-        features = self.prepare(frame)
-        if self.classes is None:
-            return pd.DataFrame({"prediction": self.pipeline.predict(features)}, index=frame.index)
-        proba = self.pipeline.predict_proba(features)
-        out = pd.DataFrame(proba, columns=[f"proba_{c}" for c in self.classes], index=frame.index)
-        out.insert(0, "prediction", np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)])
-        return out
+        return self.score_valid(self.prepare(frame))
 
     def score_valid(self, features: pd.DataFrame) -> pd.DataFrame:
         """``score`` for rows already cleaned and checked: what ``prepare`` returns.
 
         Batch scoring checks each chunk itself, to set bad rows aside, and scores the rows
-        that pass with this, so they are not checked twice. The output is ``score``'s.
+        that pass with this, so they are not checked twice.
         """
         if self.classes is None:
             values = self.pipeline.predict(features)
@@ -117,8 +111,18 @@ class Model:
         proba = self.pipeline.predict_proba(features)
         columns = [f"proba_{c}" for c in self.classes]
         out = pd.DataFrame(proba, columns=columns, index=features.index)
-        out.insert(0, "prediction", np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)])
+        out.insert(0, "prediction", self.labels(proba))
         return out
+
+    def labels(self, proba: np.ndarray) -> np.ndarray:
+        """Class labels from probabilities: the likelier class, or for a binary model with
+        a tuned ``decision_threshold`` the positive class when its probability reaches it."""
+        threshold = self.manifest.get("decision_threshold")
+        if threshold is None:
+            chosen = proba.argmax(axis=1)
+        else:
+            chosen = (proba[:, 1] >= threshold).astype(int)
+        return np.asarray(self.classes, dtype=object)[chosen]
 
     def save(self, path: Path) -> Path:
         """Write the bundle to ``path`` atomically (temp directory, then rename).

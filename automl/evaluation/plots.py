@@ -36,7 +36,7 @@ def save_plots(
         written.append(save(display.figure_, out / "residuals.png", "Residuals on test data"))
     else:
         proba = pipeline.predict_proba(X)
-        labels = np.argmax(proba, axis=1)
+        labels = pipeline.predict(X)  # a tuned decision threshold decides, where there is one
         display = ConfusionMatrixDisplay.from_predictions(
             y,
             labels,
@@ -59,7 +59,9 @@ def save_plots(
 
 
 def feature_importance(pipeline: Any) -> list[tuple[str, float]]:
-    """The top features by the final estimator's importances or |coefficients|."""
+    """The top features by the final estimator's importances or |coefficients|
+    (an ensemble's: those of its member with the largest weight)."""
+    pipeline = getattr(pipeline, "leader", pipeline)
     estimator = pipeline[-1]
     estimator = getattr(estimator, "estimator_", estimator)
     values = getattr(estimator, "feature_importances_", None)

@@ -34,21 +34,25 @@ class EarlyStopping(BaseEstimator):
         self.eval_arguments = eval_arguments
         self.random_state = random_state
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         y = np.asarray(y)
         classifier = hasattr(self.estimator, "predict_proba")
         stratify = y if classifier and np.min(np.bincount(y)) >= 2 else None
-        X_tr, X_va, y_tr, y_va = train_test_split(
-            X,
-            y,
+        rows = np.arange(len(y))
+        train, valid = train_test_split(
+            rows,
             test_size=self.validation_fraction,
             random_state=self.random_state,
             stratify=stratify,
         )
+        X_tr, X_va = _rows(X, train), _rows(X, valid)
+        y_tr, y_va = y[train], y[valid]
         if self.eval_arguments == "eval_set":
             validation = {"eval_set": [(X_va, y_va)]}
         else:  # LightGBM >= 4.7: eval_X / eval_y
             validation = {"eval_X": (X_va,), "eval_y": (y_va,)}
+        if sample_weight is not None:
+            validation["sample_weight"] = np.asarray(sample_weight)[train]
         self.estimator_ = clone(self.estimator)
         self.estimator_.fit(X_tr, y_tr, **validation, **build(self.fit_params or {}))
         self.classes_ = getattr(self.estimator_, "classes_", None)
@@ -72,3 +76,8 @@ class EarlyStopping(BaseEstimator):
     @property
     def feature_importances_(self):
         return self.estimator_.feature_importances_
+
+
+def _rows(X, rows: np.ndarray):
+    """Rows of a DataFrame or an array, by position."""
+    return X.iloc[rows] if hasattr(X, "iloc") else X[rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,18 @@ class SearchResult:
     best_score: float
     trials: pd.DataFrame
     seconds: float
+
+
+@dataclass
+class Fitted:
+    """A trained model and what its search found: parameters, CV score, trials, and
+    tables of its own (``model=auto``: per family, ensemble members)."""
+
+    estimator: Any
+    params: dict[str, Any]
+    cv_score: float
+    trials: pd.DataFrame
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def cv_folds(task: str, n_splits: int, seed: int) -> KFold | StratifiedKFold:

@@ -1,0 +1,194 @@
+"""``model=auto``: search every family, ensemble the best trials, refit on all rows.
+
+The flow: folds (CV, or one holdout split for large data) -> the portfolio search in
+worker processes -> greedy ensemble selection on the kept out-of-fold predictions ->
+optionally a tuned decision threshold -> the chosen members refit on all training rows.
+The ensemble replaces the best single trial only when it scores better out of fold, and
+only when its refit fits in the time left.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.utils.class_weight import compute_sample_weight
+
+from automl.config import to_plain
+from automl.errors import ConfigError
+from automl.features import build_features
+from automl.models import build_model, model_param_prefix, model_space
+from automl.models.ensemble import WeightedEnsemble, select_ensemble, tune_threshold
+from automl.search.pool import TrialData, TrialPool, score_predictions
+from automl.search.portfolio import Family, Kept, make_family, run_portfolio
+from automl.search.study import Fitted, cv_folds
+
+log = logging.getLogger(__name__)
+
+
+def start_pool(cfg: DictConfig) -> TrialPool:
+    """Worker processes for the trials, started early so they import while data loads."""
+    modules = {
+        str(node._target_).rsplit(".", 1)[0]
+        for name in families_of(cfg)
+        for node in (cfg.model.candidates[name].classifier, cfg.model.candidates[name].regressor)
+        if node is not None
+    }
+    return TrialPool(max(1, cfg.search.n_jobs), sorted(modules))
+
+
+def families_of(cfg: DictConfig) -> list[str]:
+    """The families taking part, checked against ``model.candidates``."""
+    unknown = [n for n in cfg.model.families if n not in cfg.model.candidates]
+    if unknown:
+        raise ConfigError(
+            f"model.families names {unknown}, which are not in model.candidates "
+            f"({', '.join(cfg.model.candidates)})"
+        )
+    return list(cfg.model.families)
+
+
+def make_families(cfg: DictConfig, task: str, threads: int) -> dict[str, Family]:
+    """Each family's untrained pipeline (``threads`` per model fit) and search space."""
+    cfg = cfg.copy()
+    cfg.n_jobs = threads
+    families = {}
+    for name in families_of(cfg):
+        model_cfg = cfg.model.candidates[name]
+        model = build_model(model_cfg, task, cfg.seed)
+        pipeline = Pipeline([("features", build_features(cfg.features)), ("model", model)])
+        prefix = model_param_prefix(model)
+        space = {prefix + k: v for k, v in model_space(model_cfg, task).items()}
+        space |= {"features__" + k: v for k, v in to_plain(cfg.features.space).items()}
+        families[name] = make_family(name, pipeline, space)
+    return families
+
+
+def split_rows(cfg: DictConfig, task: str, X: pd.DataFrame, y: np.ndarray) -> list[tuple]:
+    """CV folds, or one holdout split when the data is large for the time budget."""
+    rows = np.arange(len(y))
+    budget = cfg.search.time_budget
+    cells = X.shape[0] * X.shape[1]
+    large = budget is not None and cells > cfg.model.cv_cells_per_second * budget
+    if len(y) > cfg.model.holdout_above or large:
+        stratify = None if task == "regression" else y
+        train, valid = train_test_split(
+            rows, test_size=cfg.model.holdout_fraction, random_state=cfg.seed, stratify=stratify
+        )
+        return [(np.sort(train), np.sort(valid))]
+    return list(cv_folds(task, cfg.evaluation.cv_folds, cfg.seed).split(rows, y))
+
+
+def row_weights(cfg: DictConfig, task: str, y: np.ndarray) -> np.ndarray | None:
+    """Per-row weights for ``model.class_weight`` (None: every row counts once)."""
+    choice = cfg.model.class_weight
+    if choice is None:
+        return None
+    if choice != "balanced" or task == "regression":
+        raise ConfigError(
+            f"model.class_weight={choice!r}: only 'balanced' (classification) or null"
+        )
+    return compute_sample_weight("balanced", y)
+
+
+def fit_auto(
+    cfg: DictConfig,
+    pool: TrialPool,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    task: str,
+    classes: list[str] | None,
+    deadline: float | None,
+) -> Fitted:
+    """Search, ensemble and refit; ``deadline`` (``time.monotonic()``) bounds it all."""
+    scoring = cfg.evaluation.cv_metric[task]
+    workers = max(1, cfg.search.n_jobs)
+    weights = row_weights(cfg, task, y)
+    data = TrialData(X, y, weights, split_rows(cfg, task, X, y), scoring, classes)
+    pool.share(data)
+    finish = (cfg.search.time_budget or 0) * cfg.search.finish_share
+    result = run_portfolio(
+        make_families(cfg, task, max(1, cfg.n_jobs // workers)),
+        pool,
+        cfg=cfg.search,
+        order=families_of(cfg),
+        rank_penalty=cfg.model.rank_penalty,
+        keep=cfg.model.ensemble.candidates,
+        deadline=deadline,
+        finish_seconds=finish,
+    )
+    y_oof = y[data.oof_rows]
+    kept = result.kept
+    while True:
+        members, member_weights, score = choose_members(cfg, kept, y_oof, scoring, classes)
+        refit = sum(m.outcome.refit_seconds for m in members)
+        if deadline is None or len(members) == 1 or time.monotonic() + refit < deadline - finish:
+            break
+        costliest = max(members, key=lambda m: m.outcome.refit_seconds)
+        log.info(
+            "ensemble: refit ~%.1fs overruns the budget; without trial %d (%s)",
+            refit,
+            costliest.number,
+            costliest.family,
+        )
+        kept = [k for k in kept if k is not costliest]
+    threshold = None
+    if cfg.model.threshold is not None and classes is not None and len(classes) == 2:
+        blend = sum(w * m.outcome.oof for m, w in zip(members, member_weights, strict=True))
+        threshold, tuned = tune_threshold(cfg.model.threshold, y_oof, blend, classes)
+        log.info(
+            "decision threshold %.4f: out-of-fold %s %.4f", threshold, cfg.model.threshold, tuned
+        )
+    families = make_families(cfg, task, cfg.n_jobs)
+    refit_started = time.monotonic()
+    estimator = WeightedEnsemble(
+        [families[m.family].build(m.values) for m in members],
+        [float(w) for w in member_weights],
+        threshold,
+    ).fit(X, y, sample_weight=weights)
+    log.info("refit of %d member(s): %.1fs", len(members), time.monotonic() - refit_started)
+    ensemble = pd.DataFrame(
+        {
+            "trial": [m.number for m in members],
+            "family": [m.family for m in members],
+            "weight": np.round(member_weights, 4),
+            "cv": [m.outcome.score for m in members],
+        }
+    )
+    params = {
+        "members": [
+            {"trial": m.number, "family": m.family, "weight": float(w), "params": m.values}
+            for m, w in zip(members, member_weights, strict=True)
+        ],
+        "threshold": threshold,
+    }
+    tables = {"families": result.families, "ensemble": ensemble}
+    return Fitted(estimator, params, score, result.trials, tables)
+
+
+def choose_members(
+    cfg: DictConfig,
+    kept: list[Kept],
+    y_oof: np.ndarray,
+    scoring: str,
+    classes: list[str] | None,
+) -> tuple[list[Kept], np.ndarray, float]:
+    """The ensemble's members and weights, or the best trial alone when the ensemble
+    does not score better out of fold; with the out-of-fold score of the choice."""
+    best = score_predictions(scoring, y_oof, kept[0].outcome.oof, classes)
+    if cfg.model.ensemble.size < 1 or len(kept) < 2:
+        return kept[:1], np.array([1.0]), best
+    weights, score = select_ensemble(
+        [k.outcome.oof for k in kept], y_oof, scoring, classes, cfg.model.ensemble.size
+    )
+    if score <= best or np.count_nonzero(weights) < 2:
+        return kept[:1], np.array([1.0]), best
+    chosen = np.flatnonzero(weights)
+    log.info("ensemble of %d trials: out-of-fold %.5f vs best trial %.5f", len(chosen), score, best)
+    return [kept[i] for i in chosen], weights[chosen], score

@@ -1,0 +1,305 @@
+"""Search several model families at once under a time budget (``model=auto``).
+
+One Optuna study holds every trial; its ``family`` parameter says which family a trial
+fits, and each family's parameters are named ``<family>.<param>``. Trials run in worker
+processes (``search.n_jobs``), so a trial still running when the budget ends is killed,
+not waited for. Several processes share the study through ``search.storage``.
+
+Without a time budget, results are told to the study in the order the trials were
+asked, so a fixed ``n_trials`` and seed give the same trials and model on every run.
+
+Which family gets the next trial (cost-aware, after FLAML): first each family's
+configured defaults, cheapest family first; then a family is drawn with probability
+inversely proportional to its expected cost of improvement: the cost spent on it since
+it last improved (at least one trial's cost), multiplied by ``rank_penalty`` for each
+family whose best score is better. Cost is seconds under a time budget, trials without.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from concurrent.futures import FIRST_COMPLETED, wait
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from automl.config import build
+from automl.errors import AutomlError
+from automl.search.pool import TrialOutcome, TrialPool, worker_name
+from automl.search.space import contains, suggest
+from automl.search.study import open_study
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Family:
+    """One model family's untrained pipeline and its search space."""
+
+    name: str
+    pipeline: Pipeline
+    space: dict[str, dict[str, Any]]  # Optuna name (<family>.<param>) -> spec
+    params: dict[str, str]  # Optuna name -> pipeline parameter
+    defaults: dict[str, Any]  # Optuna name -> the configured value (the first trial)
+
+    def build(self, values: dict[str, Any]) -> Pipeline:
+        """The pipeline with a trial's sampled ``values`` set."""
+        return clone(self.pipeline).set_params(**{self.params[k]: v for k, v in values.items()})
+
+
+def make_family(name: str, pipeline: Pipeline, space: dict[str, dict[str, Any]]) -> Family:
+    """A family from its pipeline and space ({pipeline parameter: spec})."""
+    current = pipeline.get_params()
+    named = {f"{name}.{param.rsplit('__', 1)[-1]}": param for param in space}
+    specs = {optuna_name: space[param] for optuna_name, param in named.items()}
+    defaults = {
+        k: current[param]
+        for k, param in named.items()
+        if param in current and contains(specs[k], current[param])
+    }
+    return Family(name, pipeline, specs, named, defaults)
+
+
+@dataclass
+class Kept:
+    """A finished trial whose out-of-fold predictions are kept for the ensemble."""
+
+    number: int
+    family: str
+    values: dict[str, Any]
+    outcome: TrialOutcome
+
+
+@dataclass
+class PortfolioResult:
+    """The search's trials, per-family summary and the best trials' predictions."""
+
+    trials: pd.DataFrame
+    families: pd.DataFrame
+    kept: list[Kept]  # best first
+    seconds: float
+
+
+@dataclass
+class Allocator:
+    """Chooses the family of the next trial from the study's finished trials."""
+
+    families: list[str]
+    rank_penalty: float
+    by_time: bool
+    rng: np.random.Generator
+
+    def choose(self, trials: list[optuna.trial.FrozenTrial], time_left: float) -> str | None:
+        """The next trial's family; None when no family's trial fits in ``time_left``."""
+        tried = {t.params.get("family") for t in trials}
+        for name in self.families:  # cheap start: every family's defaults first
+            if name not in tried:
+                return name
+        stats = {name: self.stats(name, trials) for name in self.families}
+        alive = {name: s for name, s in stats.items() if s is not None and s[2] < time_left}
+        if not alive:
+            return None
+        ranked = sorted(alive, key=lambda n: alive[n][0], reverse=True)
+        cost = np.array([alive[n][1] * self.rank_penalty ** ranked.index(n) for n in alive])
+        chance = (1 / cost) / np.sum(1 / cost)
+        return list(alive)[int(self.rng.choice(len(alive), p=chance))]
+
+    def stats(self, name: str, trials: list[optuna.trial.FrozenTrial]) -> tuple | None:
+        """(best score, expected cost of improvement, mean trial seconds) of a family;
+        None if none of its trials succeeded."""
+        mine = [t for t in trials if t.params.get("family") == name and t.state.is_finished()]
+        costs = [self.cost(t) for t in mine]
+        done = [i for i, t in enumerate(mine) if t.state == TrialState.COMPLETE]
+        if not done:
+            return None
+        best = max(done, key=lambda i: mine[i].value)
+        since_best = sum(costs[best + 1 :])
+        seconds = float(np.mean([seconds_of(t) for t in mine]))
+        return mine[best].value, max(since_best, float(np.mean(costs))), seconds
+
+    def cost(self, trial: optuna.trial.FrozenTrial) -> float:
+        return seconds_of(trial) if self.by_time else 1.0
+
+
+def seconds_of(trial: optuna.trial.FrozenTrial) -> float:
+    return float(trial.user_attrs.get("seconds", 0.0)) or 1e-3
+
+
+def run_portfolio(
+    families: dict[str, Family],
+    pool: TrialPool,
+    *,
+    cfg: Any,
+    order: list[str],
+    rank_penalty: float,
+    keep: int,
+    deadline: float | None,
+    finish_seconds: float,
+) -> PortfolioResult:
+    """Search ``families`` with ``pool`` until ``cfg.n_trials`` trials (this process's)
+    or until ``deadline`` (``time.monotonic()``) less the time the refit will need."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    base_sampler = build_sampler(cfg)
+    study = open_study(cfg, base_sampler)
+    allocator = Allocator(order, rank_penalty, deadline is not None, np.random.default_rng(0))
+    started = time.monotonic()
+    running: dict[Any, tuple[optuna.Trial, str, dict[str, Any], float]] = {}
+    kept: list[Kept] = []
+    mine: list[int] = []
+
+    def stop_at() -> float:
+        """When the search must end: the budget less the refit of an ensemble of the
+        best trial of each family so far (an ensemble usually mixes families)."""
+        if deadline is None:
+            return float("inf")
+        leaders = {k.family: k.outcome.refit_seconds for k in reversed(kept)}
+        return deadline - finish_seconds - sum(leaders.values())
+
+    def next_trial() -> bool:
+        family = allocator.choose(study.get_trials(deepcopy=False), stop_at() - time.monotonic())
+        if family is None:
+            return False
+        spec = families[family]
+        first = not any(t.params.get("family") == family for t in study.get_trials(deepcopy=False))
+        fixed = {"family": family, **(spec.defaults if first and cfg.start_with_defaults else {})}
+        with warnings.catch_warnings():  # PartialFixedSampler is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.sampler = optuna.samplers.PartialFixedSampler(fixed, base_sampler)
+        trial = study.ask()
+        trial.suggest_categorical("family", order)
+        values = suggest(trial, spec.space, "")
+        trial.set_user_attr("worker", worker_name())
+        running[pool.submit(spec.build(values))] = (trial, family, values, time.monotonic())
+        mine.append(trial.number)
+        return True
+
+    while True:
+        while len(running) < pool.workers and may_start(cfg, mine, stop_at()):
+            if not next_trial():
+                break
+        if not running:
+            break
+        if deadline is None:  # trials are told in the order they were asked: reproducible
+            done = [next(iter(running))]
+            wait(done)
+        else:
+            left = max(0.0, stop_at() - time.monotonic())
+            done, _ = wait(list(running), timeout=left, return_when=FIRST_COMPLETED)
+            if not done:  # the budget is spent: trials still running are stopped
+                break
+        for future in done:
+            record(study, *running.pop(future), future, kept, keep)
+    for trial, family, _, submitted in running.values():
+        trial.set_user_attr("stopped", "time budget")
+        trial.set_user_attr("seconds", time.monotonic() - submitted)
+        study.tell(trial, state=TrialState.FAIL)
+        log.info("trial %d (%s) stopped: the time budget is spent", trial.number, family)
+    stopped = len(running)
+    pool.close(kill=bool(running))
+    seconds = time.monotonic() - started
+    if not kept:
+        raise AutomlError(
+            "no search trial finished within the time budget; raise search.time_budget "
+            "or choose cheaper families in model.families"
+        )
+    trials = trial_table(study, mine)
+    log.info("search: %d trials in %.1fs, %d stopped at the budget", len(mine), seconds, stopped)
+    return PortfolioResult(trials, family_table(trials, order), kept, seconds)
+
+
+def may_start(cfg: Any, mine: list[int], stop_at: float) -> bool:
+    """Whether another trial may start: the trial cap and the time left allow it."""
+    if cfg.n_trials is not None and len(mine) >= cfg.n_trials:
+        return False
+    return time.monotonic() < stop_at
+
+
+def record(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    family: str,
+    values: dict[str, Any],
+    submitted: float,
+    future: Any,
+    kept: list[Kept],
+    keep: int,
+) -> None:
+    """Tell the study how a trial went; keep its predictions if it is among the best.
+
+    A failed trial (a library error for some parameters) is recorded, not raised: the
+    other families go on.
+    """
+    try:
+        outcome: TrialOutcome = future.result()
+    except Exception as error:  # noqa: BLE001 - any library's error fails only this trial
+        trial.set_user_attr("seconds", time.monotonic() - submitted)
+        trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
+        study.tell(trial, state=TrialState.FAIL)
+        log.warning("trial %d (%s) failed: %s", trial.number, family, error)
+        return
+    trial.set_user_attr("seconds", outcome.seconds)
+    trial.set_user_attr("cv_std", float(np.std(outcome.scores)))
+    study.tell(trial, outcome.score)
+    kept.append(Kept(trial.number, family, values, outcome))
+    kept.sort(key=lambda k: k.outcome.score, reverse=True)
+    del kept[keep:]
+
+
+def build_sampler(cfg: Any) -> optuna.samplers.BaseSampler:
+    """The configured sampler; grid search needs one space, so it is refused here."""
+    sampler = build(cfg.sampler)
+    if not isinstance(sampler, optuna.samplers.BaseSampler):
+        raise AutomlError(
+            f"search.sampler {cfg.sampler._target_} needs a fixed space; model=auto "
+            "searches several families: use search=tpe or search=random"
+        )
+    return sampler
+
+
+def trial_table(study: optuna.Study, numbers: list[int]) -> pd.DataFrame:
+    """This process's trials, best first: family, score, seconds, state, parameters."""
+    ours = set(numbers)
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if t.number not in ours:
+            continue
+        rows.append(
+            {
+                "number": t.number,
+                "family": t.params.get("family"),
+                "value": t.value,
+                "seconds": t.user_attrs.get("seconds"),
+                "state": t.user_attrs.get("stopped", t.state.name),
+                "worker": t.user_attrs.get("worker"),
+                **{f"params_{k}": v for k, v in t.params.items() if k != "family"},
+            }
+        )
+    table = pd.DataFrame(rows)
+    return table.sort_values("value", ascending=False, na_position="last", ignore_index=True)
+
+
+def family_table(trials: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Per family: best CV score, trials finished, trials failed or stopped, seconds."""
+    rows = []
+    for name in order:
+        mine = trials[trials["family"] == name]
+        finished = mine[mine["state"] == "COMPLETE"]
+        rows.append(
+            {
+                "family": name,
+                "best_cv": finished["value"].max() if len(finished) else np.nan,
+                "trials": len(finished),
+                "failed_or_stopped": len(mine) - len(finished),
+                "seconds": round(float(mine["seconds"].fillna(0).sum()), 2),
+            }
+        )
+    table = pd.DataFrame(rows)
+    return table.sort_values("best_cv", ascending=False, na_position="last", ignore_index=True)

@@ -1,0 +1,247 @@
+"""model=auto: several families under a time budget, ensembling, reproducibility, and a
+study shared by two processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from conftest import ROOT, compose_train, run_cli, run_dirs
+from sklearn.metrics import f1_score, roc_auc_score
+
+from automl.bundle.model import Model
+from automl.data.dataset import load_dataset
+from automl.models.ensemble import WeightedEnsemble, select_ensemble, tune_threshold
+from automl.search.pool import score_predictions
+from automl.train import train
+
+QUIET = ["tracking=none", "evaluation.plots=false", "registry.enabled=false"]
+
+
+def run_auto(tmp_path: Path, *overrides: str) -> tuple[dict, Path]:
+    cfg = compose_train(["model=auto", *QUIET, *overrides])
+    run_dir = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"
+    return train(cfg, run_dir), run_dir
+
+
+def test_budget_is_kept_and_a_trial_in_flight_is_stopped(tmp_path):
+    # a random forest of 100,000 trees cannot finish: it must be stopped, not waited for
+    budget = 10
+    started = time.perf_counter()
+    metrics, run_dir = run_auto(
+        tmp_path,
+        f"search.time_budget={budget}",
+        "model.families=[linear,rf]",
+        "model.candidates.rf.classifier.n_estimators=100000",
+    )
+    wall = time.perf_counter() - started
+    assert metrics["train_seconds"] <= 1.1 * budget
+    assert wall <= 1.1 * budget + 1  # + composing nothing: train() is the whole job
+    trials = pd.read_csv(run_dir / "leaderboard.csv")
+    rf = trials[trials["family"] == "rf"]
+    assert list(rf["state"]) == ["time budget"]
+    assert (trials[trials["family"] == "linear"]["state"] == "COMPLETE").sum() >= 2
+    assert metrics["auc"] > 0.98
+
+
+def test_ensemble_is_saved_and_predicts_like_the_evaluated_model(tmp_path):
+    metrics, run_dir = run_auto(
+        tmp_path,
+        "search.n_trials=10",
+        "search.time_budget=null",
+        "model.families=[linear,lgbm,extra_trees]",
+        "model.candidates.extra_trees.classifier.n_estimators=50",
+    )
+    families = pd.read_csv(run_dir / "families.csv")
+    assert set(families["family"]) == {"linear", "lgbm", "extra_trees"}
+    assert families["trials"].sum() == 10 and (families["trials"] >= 1).all()
+    assert {"best_cv", "seconds", "failed_or_stopped"} <= set(families.columns)
+    ensemble = pd.read_csv(run_dir / "ensemble.csv")
+    assert ensemble["weight"].sum() == pytest.approx(1.0, abs=1e-3)
+    manifest = json.loads((run_dir / "model" / "manifest.json").read_text())
+    members = manifest["best_params"]["members"]
+    assert [m["trial"] for m in members] == list(ensemble["trial"])
+
+    model = Model.load(run_dir / "model")
+    cfg = compose_train(["model=auto"])
+    data = load_dataset(cfg.dataset, cfg.evaluation, cfg.seed)
+    proba = model.predict_proba(data.test[data.features])["malignant"]
+    y = (data.test[data.target] == "malignant").to_numpy()
+    assert roc_auc_score(y, proba) == pytest.approx(metrics["auc"], abs=1e-12)
+
+
+def test_fixed_trials_and_seed_give_the_same_model(tmp_path):
+    overrides = (
+        "dataset=wine",
+        "search.n_trials=6",
+        "search.time_budget=null",
+        "model.families=[lgbm,linear]",
+        "model.candidates.lgbm.classifier.n_estimators=100",
+    )
+    first, run_a = run_auto(tmp_path, *overrides)
+    second, run_b = run_auto(tmp_path, *overrides)
+    first.pop("train_seconds"), second.pop("train_seconds")
+    assert first == second
+    columns = ["number", "family", "value"]
+    a = pd.read_csv(run_a / "leaderboard.csv")[columns]
+    b = pd.read_csv(run_b / "leaderboard.csv")[columns]
+    pd.testing.assert_frame_equal(a, b)
+    cfg = compose_train(["dataset=wine"])
+    data = load_dataset(cfg.dataset, cfg.evaluation, cfg.seed)
+    X = data.test[data.features]
+    np.testing.assert_array_equal(
+        Model.load(run_a / "model").predict_proba(X), Model.load(run_b / "model").predict_proba(X)
+    )
+
+
+def test_two_processes_share_one_journal_study(tmp_path):
+    journal = tmp_path / "study.journal"
+    command = [
+        sys.executable,
+        "-m",
+        "automl",
+        "model=auto",
+        "model.families=[linear,lgbm]",
+        "model.candidates.lgbm.classifier.n_estimators=50",
+        "search.n_trials=4",
+        "search.time_budget=null",
+        "search.n_jobs=1",
+        f"search.storage={journal}",
+        "search.study_name=shared",
+        *QUIET,
+    ]
+    runs = [
+        subprocess.Popen(
+            [*command, f"hydra.run.dir={tmp_path / f'process{i}'}"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))
+    )
+    study = optuna.load_study(study_name="shared", storage=storage)
+    numbers = [t.number for t in study.trials]
+    assert sorted(numbers) == list(range(8))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    boards = [pd.read_csv(tmp_path / f"process{i}" / "leaderboard.csv") for i in range(2)]
+    assert [len(b) for b in boards] == [4, 4]
+    assert sorted(pd.concat(boards)["number"]) == numbers  # every trial counted once
+    assert boards[0]["worker"].iloc[0] != boards[1]["worker"].iloc[0]
+
+
+def test_leaderboard_is_printed_at_the_end(tmp_path):
+    result = run_cli(
+        "automl",
+        "dataset=iris",
+        "model=auto",
+        "model.families=[linear,hist_gb]",
+        "search.n_trials=3",
+        "search.time_budget=null",
+        *QUIET,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    assert "families:" in out and "ensemble:" in out and "hist_gb" in out
+    [run] = run_dirs()
+    assert (run / "families.csv").is_file() and (run / "ensemble.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.families=[lgbm,nope]", "model.families names ['nope']"),
+        ("search=grid", "model=auto searches several families"),
+        ("model.class_weight=heavy", "model.class_weight='heavy'"),
+    ],
+)
+def test_bad_auto_settings_name_the_key(override, message):
+    result = run_cli("automl", "model=auto", "search.time_budget=20", override, *QUIET)
+    assert result.returncode == 1
+    assert message in result.stdout + result.stderr
+    assert not list(Path(p) for p in run_dirs() if (p / "model").exists())
+
+
+@pytest.mark.parametrize(
+    "dataset", ["breast_cancer", pytest.param("adult", marks=pytest.mark.slow)]
+)
+def test_balanced_weights_and_a_tuned_threshold(tmp_path, dataset):
+    # balanced weights change the fit, and the threshold tuned for F1 is stored and used
+    # for the labels everywhere (predict, the evaluated F1)
+    overrides = [
+        f"dataset={dataset}",
+        "search.n_trials=2",
+        "search.time_budget=null",
+        "evaluation.cv_folds=3",
+        "model.families=[lgbm]",
+        "model.candidates.lgbm.classifier.learning_rate=0.1",
+        "model.ensemble.size=0",
+    ]
+    plain, run_plain = run_auto(tmp_path, *overrides)
+    tuned, run_tuned = run_auto(
+        tmp_path, *overrides, "model.class_weight=balanced", "model.threshold=f1"
+    )
+    cfg = compose_train([f"dataset={dataset}"])
+    data = load_dataset(cfg.dataset, cfg.evaluation, cfg.seed)
+    X = data.test[data.features]
+    positive = data.classes[1]
+    model = Model.load(run_tuned / "model")
+    threshold = model.manifest["decision_threshold"]
+    assert threshold == model.manifest["best_params"]["threshold"] and 0 < threshold < 1
+    proba = model.predict_proba(X)[positive].to_numpy()
+    labels = model.predict(X)
+    np.testing.assert_array_equal(labels, np.where(proba >= threshold, positive, data.classes[0]))
+    baseline = Model.load(run_plain / "model").predict_proba(X)[positive].to_numpy()
+    assert not np.allclose(proba, baseline)  # the weights reached the fit
+    y = (data.test[data.target] == positive).to_numpy()
+    assert tuned["f1"] == pytest.approx(f1_score(y, labels == positive))
+    assert tuned["f1"] >= plain["f1"] - 0.01
+
+
+def test_ensemble_selection_never_scores_below_its_best_member():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    candidates = []
+    for noise in (0.6, 0.7, 0.8):
+        p = np.clip(0.35 * y + noise * rng.random(2000), 0, 1)
+        candidates.append(np.c_[1 - p, p])
+    weights, score = select_ensemble(candidates, y, "roc_auc", ["a", "b"], 20)
+    best = max(score_predictions("roc_auc", y, c, ["a", "b"]) for c in candidates)
+    assert weights.sum() == pytest.approx(1.0)
+    assert np.count_nonzero(weights) >= 2 and score > best
+    threshold, f1 = tune_threshold("f1", y, candidates[0], ["a", "b"])
+    assert f1 >= score_predictions("f1", y, candidates[0], ["a", "b"])
+    assert 0 < threshold < 1
+
+
+def test_weighted_ensemble_averages_its_members():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    members = [
+        make_pipeline(StandardScaler(), LogisticRegression()),
+        make_pipeline(DecisionTreeClassifier(max_depth=3, random_state=0)),
+    ]
+    ensemble = WeightedEnsemble(members, [0.75, 0.25]).fit(X, y)
+    expected = 0.75 * members[0].fit(X, y).predict_proba(X) + 0.25 * members[1].fit(
+        X, y
+    ).predict_proba(X)
+    np.testing.assert_allclose(ensemble.predict_proba(X), expected)
+    assert ensemble.leader is ensemble.members_[0]
