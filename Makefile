@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/score_at_scale.py
 	$(BIN)/python bench/registry_compare.py
 	$(BIN)/python bench/ingest_at_scale.py
+	$(BIN)/python bench/monitor_at_scale.py
 	$(BIN)/python bench/serve_load.py
 
 clean:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, chromium_page
 from conftest import ADULT_COLUMNS, SHARED_DATA, needs_shared_data
 
 from automl.ingest import report as report_module
@@ -32,17 +33,6 @@ ABALONE_COLUMNS = [
 ]
 LEAKY = 'leaky <&"score">'  # a name that must be escaped in HTML
 ID = "row_id"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VOID = {"meta", "link", "img", "br", "hr", "input", "col", "area", "base", "source", "wbr"}
 
 
@@ -309,38 +299,14 @@ def test_adult_html_escapes_names(adult):
 def test_adult_report_in_a_browser(adult, tmp_path):
     """profile.html opens in headless Chromium without console errors, failed requests or
     broken images, and shows its tables."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: `make browser` installs Chromium (needs root)")
-    playwright = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
-    )
     _, _, paths = adult
-    problems: list[str] = []
-    profile = tmp_path / "chromium-profile"
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS[1:], headless=True
+    with chromium_page(tmp_path / "chromium-profile") as (page, problems):
+        page.goto(paths["html"].as_uri(), wait_until="load")
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.getAttribute('src'), e.complete, e.naturalWidth])"
         )
-        try:
-            page = browser.new_page()
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(f"console {m.type}: {m.text}")
-                    if m.type in ("error", "warning")
-                    else None
-                ),
-            )
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
-            page.goto(paths["html"].as_uri(), wait_until="load")
-            images = page.eval_on_selector_all(
-                "img", "els => els.map(e => [e.getAttribute('src'), e.complete, e.naturalWidth])"
-            )
-            rows = page.eval_on_selector_all("#columns-table tbody tr", "els => els.length")
-            title = page.title()
-        finally:
-            browser.close()
+        rows = page.eval_on_selector_all("#columns-table tbody tr", "els => els.length")
+        title = page.title()
     assert not problems, problems
     assert len(images) == len(list((paths["html"].parent / "plots").iterdir()))
     broken = [src for src, complete, width in images if not complete or width == 0]
