@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 
 from automl.search.pool import fit, score_predictions
@@ -18,19 +19,28 @@ from automl.search.pool import fit, score_predictions
 class WeightedEnsemble(BaseEstimator):
     """Averages its members' probabilities (or values) with ``weights``.
 
-    For a binary classifier, ``threshold`` (on the positive class's probability) decides
+    Members are fitted ``n_jobs`` at a time, each with the threads it was configured
+    with. For a binary classifier, ``threshold`` (on the positive class's probability) decides
     the label; None means the class with the highest probability.
     """
 
     def __init__(
-        self, members: list[Any], weights: list[float], threshold: float | None = None
+        self,
+        members: list[Any],
+        weights: list[float],
+        threshold: float | None = None,
+        n_jobs: int = 1,
     ) -> None:
         self.members = members
         self.weights = weights
         self.threshold = threshold
+        self.n_jobs = n_jobs
 
     def fit(self, X: Any, y: np.ndarray, sample_weight: np.ndarray | None = None):
-        self.members_ = [fit(clone(member), X, y, sample_weight) for member in self.members]
+        """Fit every member on all rows, ``n_jobs`` members at a time (threads)."""
+        self.members_ = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+            delayed(fit)(clone(member), X, y, sample_weight) for member in self.members
+        )
         self.classes_ = getattr(self.members_[0], "classes_", None)
         return self
 

@@ -18,13 +18,14 @@ from omegaconf import DictConfig
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils.class_weight import compute_sample_weight
+from threadpoolctl import threadpool_limits
 
 from automl.config import to_plain
 from automl.errors import ConfigError
 from automl.features import build_features
 from automl.models import build_model, model_param_prefix, model_space
 from automl.models.ensemble import WeightedEnsemble, select_ensemble, tune_threshold
-from automl.search.pool import TrialData, TrialPool, score_predictions
+from automl.search.pool import TrialData, TrialPool, refit_estimate, score_predictions
 from automl.search.portfolio import Family, Kept, make_family, run_portfolio
 from automl.search.study import Fitted, cv_folds
 
@@ -109,12 +110,14 @@ def fit_auto(
     """Search, ensemble and refit; ``deadline`` (``time.monotonic()``) bounds it all."""
     scoring = cfg.evaluation.cv_metric[task]
     workers = max(1, cfg.search.n_jobs)
+    threads = max(1, cfg.n_jobs // workers)
     weights = row_weights(cfg, task, y)
-    data = TrialData(X, y, weights, split_rows(cfg, task, X, y), scoring, classes)
+    folds = split_rows(cfg, task, X, y)
+    data = TrialData(X, y, weights, folds, scoring, classes, threads)
     pool.share(data)
     finish = (cfg.search.time_budget or 0) * cfg.search.finish_share
     result = run_portfolio(
-        make_families(cfg, task, max(1, cfg.n_jobs // workers)),
+        make_families(cfg, task, threads),
         pool,
         cfg=cfg.search,
         order=families_of(cfg),
@@ -127,7 +130,7 @@ def fit_auto(
     kept = result.kept
     while True:
         members, member_weights, score = choose_members(cfg, kept, y_oof, scoring, classes)
-        refit = sum(m.outcome.refit_seconds for m in members)
+        refit = refit_estimate([m.outcome for m in members], workers)
         if deadline is None or len(members) == 1 or time.monotonic() + refit < deadline - finish:
             break
         costliest = max(members, key=lambda m: m.outcome.refit_seconds)
@@ -145,13 +148,17 @@ def fit_auto(
         log.info(
             "decision threshold %.4f: out-of-fold %s %.4f", threshold, cfg.model.threshold, tuned
         )
-    families = make_families(cfg, task, cfg.n_jobs)
+    # the refit runs like the trials (threads per fit, fits at once): their timings hold
+    families = make_families(cfg, task, threads)
     refit_started = time.monotonic()
     estimator = WeightedEnsemble(
         [families[m.family].build(m.values) for m in members],
         [float(w) for w in member_weights],
         threshold,
-    ).fit(X, y, sample_weight=weights)
+        n_jobs=workers,
+    )
+    with threadpool_limits(limits=threads):
+        estimator.fit(X, y, sample_weight=weights)
     log.info("refit of %d member(s): %.1fs", len(members), time.monotonic() - refit_started)
     ensemble = pd.DataFrame(
         {

@@ -23,6 +23,7 @@ import numpy as np
 from loky import ProcessPoolExecutor
 from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import get_scorer
+from threadpoolctl import threadpool_limits
 
 _LOADED: dict[str, Any] = {}  # in a worker: data file path -> TrialData
 
@@ -37,6 +38,7 @@ class TrialData:
     folds: list[tuple[np.ndarray, np.ndarray]]
     scoring: str
     classes: list[str] | None
+    threads: int = 1  # per fit: model n_jobs, and the OpenMP/BLAS pools of the rest
 
     @property
     def oof_rows(self) -> np.ndarray:
@@ -120,6 +122,12 @@ def run_trial(data_path: str, pipeline: Any) -> TrialOutcome:
         _LOADED.clear()
         _LOADED[data_path] = joblib.load(data_path)
     data: TrialData = _LOADED[data_path]
+    with threadpool_limits(limits=data.threads):  # e.g. HistGradientBoosting's OpenMP
+        return fit_folds(data, pipeline)
+
+
+def fit_folds(data: TrialData, pipeline: Any) -> TrialOutcome:
+    """Fit ``pipeline`` on every fold; score and keep its out-of-fold predictions."""
     started = time.perf_counter()
     classification = data.classes is not None
     rows, oof, scores, fit_seconds = data.oof_rows, None, [], []
@@ -134,6 +142,12 @@ def run_trial(data_path: str, pipeline: Any) -> TrialOutcome:
             oof = np.zeros((len(rows), *predicted.shape[1:]))
         oof[np.searchsorted(rows, valid)] = predicted
     return TrialOutcome(scores, oof, time.perf_counter() - started, float(np.max(fit_seconds)))
+
+
+def refit_estimate(outcomes: list[TrialOutcome], workers: int) -> float:
+    """Seconds to refit these trials on all rows, ``workers`` at a time."""
+    seconds = [o.refit_seconds for o in outcomes]
+    return max(max(seconds, default=0.0), sum(seconds) / workers)
 
 
 def worker_name() -> str:

@@ -33,7 +33,7 @@ from sklearn.pipeline import Pipeline
 
 from automl.config import build
 from automl.errors import AutomlError
-from automl.search.pool import TrialOutcome, TrialPool, worker_name
+from automl.search.pool import TrialOutcome, TrialPool, refit_estimate, worker_name
 from automl.search.space import contains, suggest
 from automl.search.study import open_study
 
@@ -160,8 +160,8 @@ def run_portfolio(
         best trial of each family so far (an ensemble usually mixes families)."""
         if deadline is None:
             return float("inf")
-        leaders = {k.family: k.outcome.refit_seconds for k in reversed(kept)}
-        return deadline - finish_seconds - sum(leaders.values())
+        leaders = {k.family: k.outcome for k in reversed(kept)}
+        return deadline - finish_seconds - refit_estimate(list(leaders.values()), pool.workers)
 
     def next_trial() -> bool:
         family = allocator.choose(study.get_trials(deepcopy=False), stop_at() - time.monotonic())

@@ -320,7 +320,7 @@ def create_app(cfg: Any) -> FastAPI:
                 predictions = np.asarray(output, dtype=float).tolist()
             else:
                 proba = np.asarray(output)
-                predictions = np.asarray(classes, dtype=object)[proba.argmax(axis=1)].tolist()
+                predictions = served.model.labels(proba).tolist()  # a tuned threshold too
                 answer["probabilities"] = [dict(zip(classes, row)) for row in proba.tolist()]
             answer["predictions"] = predictions
             if contributions:
