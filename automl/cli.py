@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable
@@ -14,6 +15,18 @@ from omegaconf.errors import OmegaConfBaseException
 from automl.errors import AutomlError
 
 log = logging.getLogger("automl")
+
+
+def run_command(parser: argparse.ArgumentParser, run: Callable[[Any], None], argv: Any) -> int:
+    """Parse ``argv`` and ``run`` it: an argparse CLI whose user errors are one line on
+    stderr and exit status 1."""
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except AutomlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_dir() -> Path:

@@ -400,6 +400,7 @@ class ServeConfig:
     fast_path: FastPathConfig = field(default_factory=FastPathConfig)
     contributions: dict[str, Any] = field(default_factory=dict)  # {estimator: path, explain: node}
     prediction_log: PredictionLogConfig = field(default_factory=PredictionLogConfig)
+    monitoring: str = "default"  # a file of conf/monitoring/, or a YAML path
     metrics: ServeMetrics = field(default_factory=ServeMetrics)
     paths: ServePaths = field(default_factory=ServePaths)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from automl.bundle.registry import Registry
+from automl.cli import run_command
 from automl.errors import AutomlError
 
 
@@ -97,13 +98,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        run(args)
-    except AutomlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    """Run one command; a user error is one line on stderr and exit status 1."""
+    return run_command(parser(), run, argv)
 
 
 if __name__ == "__main__":

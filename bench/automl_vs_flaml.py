@@ -189,7 +189,8 @@ def summarise(rows: pd.DataFrame) -> str:
             metric = METRIC[r["task"]]
             lines.append(
                 f"| {r['dataset']} | {metric} | {r['ours']:.4f} | {r['flaml']:.4f} "
-                f"| {r['lightgbm']:.4f} | [{ci[0]:+.4f}, {ci[1]:+.4f}] | {'yes' if worse else 'no'} |"
+                f"| {r['lightgbm']:.4f} | [{ci[0]:+.4f}, {ci[1]:+.4f}] "
+                f"| {'yes' if worse else 'no'} |"
             )
         lines.append(
             f"| **mean rank** | | **{mean_rank['ours']:.2f}** | {mean_rank['flaml']:.2f} "

@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
@@ -39,6 +40,21 @@ os.environ["AUTOML_CACHE_DIR"] = tempfile.mkdtemp(prefix="automl-test-cache-")
 def _isolated_outputs(tmp_path_factory, monkeypatch):
     """Each test writes its runs under a fresh output folder."""
     monkeypatch.setenv("AUTOML_OUTPUT_DIR", str(tmp_path_factory.mktemp("outputs")))
+
+
+def adult_test_rows(labels: bool = False) -> pd.DataFrame:
+    """The official adult test file as a user has it (label without its trailing ".",
+    or dropped)."""
+    frame = pd.read_csv(
+        SHARED_DATA / "adult-test.csv",
+        header=None,
+        names=ADULT_COLUMNS,
+        skipinitialspace=True,
+        comment="|",
+    )
+    if labels:
+        return frame.assign(income=frame["income"].str.removesuffix("."))
+    return frame.drop(columns="income")
 
 
 def compose_train(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:

@@ -7,7 +7,14 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ADULT_COLUMNS, FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
+from conftest import (
+    FAST,
+    SHARED_DATA,
+    adult_test_rows,
+    compose_train,
+    needs_shared_data,
+    run_cli,
+)
 from hydra import compose, initialize_config_module
 
 import automl.predict.batch as batch
@@ -47,14 +54,7 @@ def rows() -> pd.DataFrame:
     """5,000 raw rows of the official adult test file, as a user would have them."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent")
-    frame = pd.read_csv(
-        SHARED_DATA / "adult-test.csv",
-        header=None,
-        names=ADULT_COLUMNS,
-        skipinitialspace=True,
-        comment="|",
-    )
-    return frame.head(5000).drop(columns="income")
+    return adult_test_rows().head(5000)
 
 
 def predict_cfg(**keys):

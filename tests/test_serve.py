@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ADULT_COLUMNS, FAST, ROOT, SHARED_DATA, compose_train
+from conftest import FAST, ROOT, SHARED_DATA, adult_test_rows, compose_train
 
 from automl import load_model
 from automl.bundle.registry import Registry
@@ -51,14 +51,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def adult_test_frame(n: int | None = None) -> pd.DataFrame:
-    frame = pd.read_csv(
-        SHARED_DATA / "adult-test.csv",
-        header=None,
-        names=ADULT_COLUMNS,
-        skipinitialspace=True,
-        comment="|",
-    ).drop(columns="income")
+def adult_test_frame(n: int | None = None, labels: bool = False) -> pd.DataFrame:
+    frame = adult_test_rows(labels)
     return frame if n is None else frame.head(n)
 
 
@@ -114,7 +108,24 @@ def server(world):
         "limits.max_body_bytes=200000",
         "limits.max_batch_rows=1000",
         "prediction_log.flush_seconds=0.2",
+        f"monitoring={root / 'monitoring.yaml'}",
     ]
+    (root / "monitoring.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "window": {"rows": 1000},
+                "alerts": {
+                    "state": str(root / "alerts-state.json"),
+                    "sinks": [
+                        {
+                            "_target_": "automl.monitoring.alerts.JsonlSink",
+                            "path": str(root / "alerts.jsonl"),
+                        }
+                    ],
+                },
+            }
+        )
+    )
     log = open(root / "server.log", "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -453,6 +464,45 @@ def test_every_prediction_is_logged_and_feedback_attaches_labels(server):
     assert mine["label"].iloc[1] == ">50K"
     assert abs(mine["ts"].iloc[0] - time.time()) < 60
     assert len(read_log(store, ADULT, version=2, last=2)) == 2
+
+
+def test_online_monitoring_names_the_drifted_columns_and_alerts_once(server):
+    # one education level only: the window drifts on education; feedback labels give
+    # the window's performance next to the test metrics
+    frame = adult_test_frame(labels=True)
+    window = frame[frame["education"] == "Bachelors"].head(1000)
+    with client(server, "ada") as c:
+        for start in range(0, 1000, 250):
+            part = window.iloc[start : start + 250]
+            answer = c.post(
+                f"/v1/models/{ADULT}/predict",
+                params={"version": 2},
+                json=part.drop(columns="income").to_dict("records"),
+            ).json()
+            feedback = [
+                {"request_id": answer["request_id"], "row": i, "label": label}
+                for i, label in enumerate(part["income"])
+            ]
+            done = c.post(f"/v1/models/{ADULT}/feedback", json={"feedback": feedback})
+            assert done.json() == {"accepted": 250}
+        report = c.get(f"/v1/models/{ADULT}/monitoring", params={"version": 2})
+        again = c.get(f"/v1/models/{ADULT}/monitoring", params={"version": 2}).json()
+    with client(server, "nemo") as c:
+        assert c.get(f"/v1/models/{ADULT}/monitoring").status_code == 403
+    assert report.status_code == 200, report.text
+    report = report.json()
+    assert report["rows"] == 1000 and report["version"] == 2
+    assert report["status"] in ("warning", "drift")
+    assert "education" in report["drift"]["drifted_columns"]
+    assert "column:education" in report["signals"]
+    performance = report["performance"]
+    assert performance["rows"] == 1000
+    assert 0.5 < performance["metrics"]["auc"]["current"] <= 1
+    assert performance["metrics"]["auc"]["reference"] > 0.9
+    alerts = (server["root"] / "alerts.jsonl").read_text().splitlines()
+    assert len(alerts) == 1 and json.loads(alerts[0])["model"] == f"{ADULT}/2"
+    assert report["alert"]["signals"] == report["signals"]
+    assert again["alert"] is None  # the same incident: cooling down, no second alert
 
 
 # --- many models: alias moves under load ---

@@ -246,6 +246,10 @@ def record(
         log.warning("trial %d (%s) failed: %s", trial.number, family, error)
         return
     trial.set_user_attr("seconds", outcome.seconds)
+    if not np.isfinite(outcome.score):
+        trial.set_user_attr("error", "the CV score is not a number (e.g. one class in a fold)")
+        study.tell(trial, state=TrialState.FAIL)
+        return
     trial.set_user_attr("cv_std", float(np.std(outcome.scores)))
     study.tell(trial, outcome.score)
     kept.append(Kept(trial.number, family, values, outcome))

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from automl.errors import AutomlError
+from automl.cli import run_command
 from automl.serving.auth import ROLES, AuthStore
 
 
@@ -99,13 +99,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a user error is one line on stderr and exit status 1."""
-    args = parser().parse_args(argv)
-    try:
-        run(args)
-    except AutomlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_command(parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -24,13 +24,22 @@ from omegaconf import OmegaConf
 from starlette.concurrency import run_in_threadpool
 
 from automl.bundle.registry import Registry
+from automl.data.dataset import clean
 from automl.errors import AutomlError, ContractError
+from automl.monitoring.alerts import Alerter
+from automl.monitoring.drift import (
+    STATUSES,
+    check_drift,
+    check_performance,
+    load_monitoring,
+    select_window,
+)
 from automl.serving.auth import AuthStore, Caller
 from automl.serving.fastpath import Fallback
 from automl.serving.inputs import ApiError, jsonable, parse
 from automl.serving.metrics import Metrics
 from automl.serving.models import ModelCache, ServedModel
-from automl.serving.prediction_log import PredictionLogger
+from automl.serving.prediction_log import PredictionLogger, read_log
 
 log = logging.getLogger("automl.serving")
 CONFIG_ENV = "AUTOML_SERVE_CONFIG"
@@ -125,6 +134,8 @@ def create_app(cfg: Any) -> FastAPI:
     limits = cfg.limits
     fast_rows = int(cfg.fast_path.max_rows)
     state: dict[str, Any] = {"ready": False, "logger": None}
+    watch = load_monitoring(cfg.monitoring)
+    alerter = Alerter(watch.alerts)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -352,6 +363,29 @@ def create_app(cfg: Any) -> FastAPI:
         state["logger"].feedback(items)
         return {"accepted": len(items)}
 
+    @app.get("/v1/models/{name}/monitoring", tags=["models"])
+    async def monitoring_report(
+        request: Request,
+        name: str,
+        version: int | None = Query(None, ge=1, description="a version number"),
+        alias: str | None = Query(None, pattern=r"^[\w.-]+$", description="e.g. production"),
+    ) -> dict:
+        """Drift of the model's recent predictions (the window of `monitoring.window`)
+        against its training profile, and its performance where feedback labels exist."""
+        allowed(caller(request), name)
+        served = await served_model(name, version, alias)
+        if state["logger"] is None:
+            raise ApiError(409, "the prediction log is off (prediction_log.enabled=false)")
+        with metrics.observe("monitoring", name, served.version):
+            await run_in_threadpool(state["logger"].sync)
+            report = await run_in_threadpool(
+                monitor_window, served, cfg.prediction_log.store, watch, name
+            )
+            report["alert"] = await run_in_threadpool(
+                alerter, f"{name}/{served.version}", report["status"], report["signals"]
+            )
+            return jsonable(report)
+
     @app.get("/v1/projects/{project}/audit", tags=["admin"])
     async def audit(request: Request, project: str, last: int = Query(50, ge=1, le=1000)) -> dict:
         """The project's management actions, newest first (project admins only)."""
@@ -361,6 +395,39 @@ def create_app(cfg: Any) -> FastAPI:
         return {"project": project, "audit": await run_in_threadpool(auth.audit_log, project, last)}
 
     return app
+
+
+def monitor_window(served: ServedModel, store: Any, watch: Any, name: str) -> dict[str, Any]:
+    """Drift and performance over the window of ``name``'s logged predictions."""
+    model = served.model
+    window = select_window(
+        read_log(
+            store,
+            name,
+            version=served.version,
+            last=None if watch.window.seconds is not None else int(watch.window.rows),
+            since_seconds=watch.window.seconds,
+        ),
+        watch.window,
+    )
+    features = clean(window.reindex(columns=model.manifest["features"]), model.manifest["clean"])
+    window = pd.concat([features, window.drop(columns=features.columns, errors="ignore")], axis=1)
+    drift = check_drift(model, window, watch)
+    performance = check_performance(
+        model.manifest.get("metrics", {}), window, model.task, model.classes, watch.performance
+    )
+    status = max(drift["status"], performance["status"], key=STATUSES.index)
+    return {
+        "model": name,
+        "version": served.version,
+        "rows": int(len(window)),
+        "from": float(window["ts"].min()) if len(window) else None,
+        "to": float(window["ts"].max()) if len(window) else None,
+        "status": status,
+        "signals": drift["signals"] + performance.get("signals", []),
+        "drift": drift,
+        "performance": performance,
+    }
 
 
 def score_frame(served: ServedModel, records: list[dict]) -> tuple[np.ndarray, pd.DataFrame]:

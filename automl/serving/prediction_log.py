@@ -254,6 +254,8 @@ class PredictionLogger:
             elif item[0] == "f":
                 _, ts, items = item
                 feedback.extend((rid, int(row), dumps(lab), ts) for rid, row, lab in items)
+            elif item[0] == "sync":
+                deadline = time.monotonic()  # write now, then tell the caller
             else:  # close
                 stop = True
             due = time.monotonic() >= deadline
@@ -263,12 +265,20 @@ class PredictionLogger:
                 rows, feedback = [], []
             if due or item is None:
                 deadline = time.monotonic() + self.flush_seconds
+            if item is not None and item[0] == "sync":
+                item[1].set()
 
     def flush(self, rows: list[tuple], feedback: list[tuple]) -> None:
         try:
             self.store.write(rows, feedback)
         except Exception:  # the log must never take the server down
             log.exception("prediction log: could not write %d records", len(rows) + len(feedback))
+
+    def sync(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is written (for reading the log back)."""
+        done = threading.Event()
+        self.queue.put(("sync", done), timeout=timeout)
+        return done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued and stop the thread."""
