@@ -59,6 +59,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         if pool is not None:
             pool.close(kill=True)
     final = fitted.estimator
+    log.info("model fitted in %.1fs; evaluating and saving it", time.perf_counter() - started)
     X_test, y_test = data.xy(data.test)
     described = manifest(cfg, data, fitted.params) | {
         "decision_threshold": getattr(final, "threshold", None)

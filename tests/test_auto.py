@@ -4,6 +4,7 @@ study shared by two processes."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -158,6 +159,26 @@ def test_leaderboard_is_printed_at_the_end(tmp_path):
     assert "families:" in out and "ensemble:" in out and "hist_gb" in out
     [run] = run_dirs()
     assert (run / "families.csv").is_file() and (run / "ensemble.csv").is_file()
+
+
+def test_sweep_jobs_run_in_parallel_with_the_joblib_launcher():
+    result = run_cli(
+        "automl",
+        "-m",
+        "hydra/launcher=joblib",
+        "dataset=iris,wine",
+        "model=auto",
+        "model.families=[linear]",
+        "search.n_trials=2",
+        "search.time_budget=null",
+        *QUIET,
+    )
+    assert result.returncode == 0, result.stderr
+    [sweep] = Path(os.environ["AUTOML_OUTPUT_DIR"]).glob("sweeps/*/*")
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert len(summary) == 2 and (summary["accuracy"] > 0.8).all()
+    for job in ("0_iris_auto", "1_wine_auto"):
+        assert (sweep / job / "ensemble.csv").is_file()
 
 
 @pytest.mark.parametrize(

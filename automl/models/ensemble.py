@@ -7,6 +7,7 @@ weights are how often each was picked. The best-scoring prefix of the rounds is 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -81,13 +82,17 @@ def select_ensemble(
     scoring: str,
     classes: list[str] | None,
     size: int,
+    deadline: float | None = None,
 ) -> tuple[np.ndarray, float]:
     """Weights over ``oofs`` (candidates' out-of-fold predictions, best first) and the
-    ensemble's score. Ties go to the better single candidate."""
+    ensemble's score. Ties go to the better single candidate. Past ``deadline``
+    (``time.monotonic()``) no further round starts."""
     picks: list[int] = []
     history: list[float] = []
     blend = np.zeros_like(oofs[0])
     for step in range(1, size + 1):
+        if picks and deadline is not None and time.monotonic() > deadline:
+            break
         scores = [score_predictions(scoring, y, blend + (p - blend) / step, classes) for p in oofs]
         best = int(np.argmax(scores))
         picks.append(best)

@@ -127,20 +127,15 @@ def fit_auto(
         finish_seconds=finish,
     )
     y_oof = y[data.oof_rows]
-    kept = result.kept
-    while True:
-        members, member_weights, score = choose_members(cfg, kept, y_oof, scoring, classes)
-        refit = refit_estimate([m.outcome for m in members], workers)
-        if deadline is None or len(members) == 1 or time.monotonic() + refit < deadline - finish:
-            break
-        costliest = max(members, key=lambda m: m.outcome.refit_seconds)
-        log.info(
-            "ensemble: refit ~%.1fs overruns the budget; without trial %d (%s)",
-            refit,
-            costliest.number,
-            costliest.family,
-        )
-        kept = [k for k in kept if k is not costliest]
+    select_by = None if deadline is None else deadline - finish / 2
+    members, member_weights, score = choose_members(
+        cfg, result.kept, y_oof, scoring, classes, select_by
+    )
+    refit = refit_estimate([m.outcome for m in members], workers)
+    if len(members) > 1 and deadline is not None and time.monotonic() + refit > deadline - finish:
+        log.info("ensemble: its refit (~%.1fs) would overrun the budget; the best trial", refit)
+        members, member_weights = result.kept[:1], np.array([1.0])
+        score = score_predictions(scoring, y_oof, members[0].outcome.oof, classes)
     threshold = None
     if cfg.model.threshold is not None and classes is not None and len(classes) == 2:
         blend = sum(w * m.outcome.oof for m, w in zip(members, member_weights, strict=True))
@@ -185,6 +180,7 @@ def choose_members(
     y_oof: np.ndarray,
     scoring: str,
     classes: list[str] | None,
+    deadline: float | None = None,
 ) -> tuple[list[Kept], np.ndarray, float]:
     """The ensemble's members and weights, or the best trial alone when the ensemble
     does not score better out of fold; with the out-of-fold score of the choice."""
@@ -192,7 +188,7 @@ def choose_members(
     if cfg.model.ensemble.size < 1 or len(kept) < 2:
         return kept[:1], np.array([1.0]), best
     weights, score = select_ensemble(
-        [k.outcome.oof for k in kept], y_oof, scoring, classes, cfg.model.ensemble.size
+        [k.outcome.oof for k in kept], y_oof, scoring, classes, cfg.model.ensemble.size, deadline
     )
     if score <= best or np.count_nonzero(weights) < 2:
         return kept[:1], np.array([1.0]), best

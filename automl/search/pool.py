@@ -53,7 +53,9 @@ class TrialOutcome:
     scores: list[float]
     oof: np.ndarray  # predictions for TrialData.oof_rows, in that order
     seconds: float
-    refit_seconds: float  # estimated time to fit once on all training rows
+    # estimated time to fit once on all training rows, then predict them three times
+    # (the reference profile and the evaluation predict about that many rows)
+    refit_seconds: float
 
     @property
     def score(self) -> float:
@@ -135,8 +137,10 @@ def fit_folds(data: TrialData, pipeline: Any) -> TrialOutcome:
         weights = None if data.weights is None else data.weights[train]
         tic = time.perf_counter()
         fitted = fit(clone(pipeline), data.X.iloc[train], data.y[train], weights)
-        fit_seconds.append((time.perf_counter() - tic) * len(data.y) / len(train))
+        fitted_at = time.perf_counter()
         predicted = predictions(fitted, data.X.iloc[valid], classification)
+        predict = (time.perf_counter() - fitted_at) * 3 * len(data.y) / len(valid)
+        fit_seconds.append((fitted_at - tic) * len(data.y) / len(train) + predict)
         scores.append(score_predictions(data.scoring, data.y[valid], predicted, data.classes))
         if oof is None:
             oof = np.zeros((len(rows), *predicted.shape[1:]))

@@ -96,6 +96,7 @@ class Allocator:
     rank_penalty: float
     by_time: bool
     rng: np.random.Generator
+    fixed: frozenset[str] = frozenset()  # families with nothing to search: one trial each
 
     def choose(self, trials: list[optuna.trial.FrozenTrial], time_left: float) -> str | None:
         """The next trial's family; None when no family's trial fits in ``time_left``."""
@@ -103,7 +104,7 @@ class Allocator:
         for name in self.families:  # cheap start: every family's defaults first
             if name not in tried:
                 return name
-        stats = {name: self.stats(name, trials) for name in self.families}
+        stats = {n: self.stats(n, trials) for n in self.families if n not in self.fixed}
         alive = {name: s for name, s in stats.items() if s is not None and s[2] < time_left}
         if not alive:
             return None
@@ -149,7 +150,13 @@ def run_portfolio(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base_sampler = build_sampler(cfg)
     study = open_study(cfg, base_sampler)
-    allocator = Allocator(order, rank_penalty, deadline is not None, np.random.default_rng(0))
+    allocator = Allocator(
+        order,
+        rank_penalty,
+        deadline is not None,
+        np.random.default_rng(0),
+        frozenset(name for name, family in families.items() if not family.space),
+    )
     started = time.monotonic()
     running: dict[Any, tuple[optuna.Trial, str, dict[str, Any], float]] = {}
     kept: list[Kept] = []
