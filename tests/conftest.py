@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 FILE_DATASETS = ("adult", "abalone", "winequality_red", "horse_colic")
 EMBEDDED_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
-MODELS = ("lgbm", "xgb", "rf", "extra_trees", "linear", "hist_gb")
+MODELS = ("lgbm", "xgb", "rf", "extra_trees", "linear", "hist_gb", "lgbm_default")
 # Small runs; tracking is tested on its own (tests/test_tracking.py).
 FAST = ["search.n_trials=1", "evaluation.cv_folds=2", "evaluation.plots=false", "tracking=none"]
 
