@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from automl.bundle.model import Model
 from automl.data.dataset import load_dataset
+from automl.errors import AutomlError
 from automl.models.ensemble import WeightedEnsemble, select_ensemble, tune_threshold
 from automl.search.pool import score_predictions
 from automl.train import train
@@ -161,6 +163,7 @@ def test_leaderboard_is_printed_at_the_end(tmp_path):
     assert (run / "families.csv").is_file() and (run / "ensemble.csv").is_file()
 
 
+@pytest.mark.slow
 def test_sweep_jobs_run_in_parallel_with_the_joblib_launcher():
     result = run_cli(
         "automl",
@@ -181,19 +184,24 @@ def test_sweep_jobs_run_in_parallel_with_the_joblib_launcher():
         assert (sweep / job / "ensemble.csv").is_file()
 
 
+def test_a_bad_auto_setting_is_one_message_from_the_cli():
+    result = run_cli("automl", "model=auto", "model.families=[lgbm,nope]", *QUIET)
+    assert result.returncode == 1
+    assert "model.families names ['nope']" in result.stdout + result.stderr
+    assert not [p for p in run_dirs() if (p / "model").exists()]
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.families=[lgbm,nope]", "model.families names ['nope']"),
         ("search=grid", "model=auto searches several families"),
         ("model.class_weight=heavy", "model.class_weight='heavy'"),
     ],
 )
-def test_bad_auto_settings_name_the_key(override, message):
-    result = run_cli("automl", "model=auto", "search.time_budget=20", override, *QUIET)
-    assert result.returncode == 1
-    assert message in result.stdout + result.stderr
-    assert not list(Path(p) for p in run_dirs() if (p / "model").exists())
+def test_bad_auto_settings_name_the_key(tmp_path, override, message):
+    with pytest.raises(AutomlError, match=re.escape(message)):
+        run_auto(tmp_path, "search.time_budget=20", override)
+    assert not (tmp_path / "run0" / "model").exists()
 
 
 @pytest.mark.parametrize(

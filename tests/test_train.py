@@ -51,9 +51,19 @@ def test_embedded_dataset_x_model(tmp_path, dataset, model):
         assert metrics["accuracy"] > 0.8
 
 
+# adult (32,561 rows) with the slowest families runs only with the slow tests
+SLOW_ON_ADULT = ("rf", "extra_trees", "linear", "hist_gb")
+
+
 @needs_shared_data
-@pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("dataset", FILE_DATASETS)
+@pytest.mark.parametrize(
+    ("dataset", "model"),
+    [
+        pytest.param(d, m, marks=[pytest.mark.slow] if d == "adult" and m in SLOW_ON_ADULT else [])
+        for d in FILE_DATASETS
+        for m in MODELS
+    ],
+)
 def test_file_dataset_x_model(tmp_path, dataset, model):
     metrics = fit(tmp_path, dataset, model)
     if dataset in ("abalone", "winequality_red"):
