@@ -171,11 +171,12 @@ def run_portfolio(
         return deadline - finish_seconds - refit_estimate(list(leaders.values()), pool.workers)
 
     def next_trial() -> bool:
-        family = allocator.choose(study.get_trials(deepcopy=False), stop_at() - time.monotonic())
+        trials = study.get_trials(deepcopy=False)  # one read of the (maybe shared) storage
+        family = allocator.choose(trials, stop_at() - time.monotonic())
         if family is None:
             return False
         spec = families[family]
-        first = not any(t.params.get("family") == family for t in study.get_trials(deepcopy=False))
+        first = not any(t.params.get("family") == family for t in trials)
         fixed = {"family": family, **(spec.defaults if first and cfg.start_with_defaults else {})}
         with warnings.catch_warnings():  # PartialFixedSampler is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
