@@ -1,25 +1,6 @@
-"""``python -m automl``: the training job, composed from ``conf/train.yaml``."""
+"""``python -m automl``: the entry point of :mod:`automl.apps.train`."""
 
-from __future__ import annotations
-
-from typing import Any
-
-import hydra
-from omegaconf import DictConfig
-
-from automl.cli import report_user_errors, run_dir
-from automl.config import register_schemas
-
-register_schemas()
-
-
-@hydra.main(config_path="pkg://automl.conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> Any:
-    """Train, evaluate and save a model as the composed config says."""
-    from automl.train import train
-
-    return report_user_errors(train, cfg, run_dir())
-
+from automl.apps.train import main
 
 if __name__ == "__main__":
     main()

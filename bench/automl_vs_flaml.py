@@ -38,7 +38,7 @@ from sklearn.metrics import log_loss, roc_auc_score, root_mean_squared_error
 from automl.bundle.model import Model
 from automl.config import register_schemas
 from automl.data.dataset import load_dataset
-from automl.train import train
+from automl.services.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = [

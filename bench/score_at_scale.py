@@ -4,7 +4,7 @@ Builds a Parquet file of ``--rows`` rows (1,000,000 by default) by resampling th
 the official adult test file, trains an adult LightGBM model with the framework (one
 trial), then measures in the same run:
 
-  * ours: ``automl.predict.batch.predict_file`` end to end (load the bundle, stream,
+  * ours: ``automl.services.scoring.predict_file`` end to end (load the bundle, stream,
     clean, check the contract, encode, predict, write Parquet), in a child process, with
     that process's peak RSS (``VmHWM``: the interpreter and libraries included);
   * bare: ``Booster.predict`` on the already-encoded matrix (encoded once with the fitted
@@ -61,7 +61,7 @@ def train_model(run: Path) -> Path:
     from hydra import compose, initialize_config_module
 
     from automl.config import register_schemas
-    from automl.train import train
+    from automl.services.training import train
 
     register_schemas()
     overrides = [
@@ -127,7 +127,7 @@ def child(spec: str) -> None:
     from hydra import compose, initialize_config_module
 
     from automl.config import register_schemas
-    from automl.predict.batch import predict_file
+    from automl.services.scoring import predict_file
 
     run, source, out, chunk_size, n_jobs = json.loads(spec)
     register_schemas()

@@ -185,7 +185,7 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-    from automl.serving.auth import AuthStore
+    from automl.services.identity import AuthStore
 
     store = AuthStore(f"sqlite:///{out}/serving/auth.db")
     store.add_user("bench", "bench")

@@ -52,7 +52,7 @@ def main() -> None:
     from automl.bundle.model import Model
     from automl.config import register_schemas
     from automl.data.dataset import load_dataset
-    from automl.train import build_pipeline, manifest, train
+    from automl.services.training import build_pipeline, manifest, train
 
     register_schemas()
     overrides = ["dataset=adult", "model=lgbm", "search.n_trials=1", "evaluation.plots=false"]

@@ -16,7 +16,7 @@ from automl.bundle.model import Model, load_model
 @functools.cache
 def adult_run() -> Path:
     """A run directory with an adult LightGBM bundle, trained once per test process."""
-    from automl.train import train
+    from automl.services.training import train
 
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent")

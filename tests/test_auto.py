@@ -23,7 +23,7 @@ from automl.data.dataset import load_dataset
 from automl.errors import AutomlError
 from automl.models.ensemble import WeightedEnsemble, select_ensemble, tune_threshold
 from automl.search.pool import score_predictions
-from automl.train import train
+from automl.services.training import train
 
 QUIET = ["tracking=none", "evaluation.plots=false", "registry.enabled=false"]
 

@@ -15,8 +15,8 @@ from omegaconf import OmegaConf
 
 from automl.config import DatasetConfig, register_schemas
 from automl.errors import DataError
-from automl.ingest.run import ingest
-from automl.train import train
+from automl.services.ingest import ingest
+from automl.services.training import train
 
 
 def ingest_cfg(overrides: list[str]):

@@ -9,7 +9,7 @@ from conftest import ADULT_COLUMNS, FAST, SHARED_DATA, compose_train, needs_shar
 
 from automl import load_model
 from automl.errors import AutomlError, ContractError
-from automl.train import train
+from automl.services.training import train
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,13 @@ from conftest import (
 )
 from hydra import compose, initialize_config_module
 
-import automl.predict.batch as batch
+import automl.services.scoring as batch
 from automl import load_model
 from automl.config import register_schemas
 from automl.data.contract import Contract
 from automl.errors import ConfigError, ContractError, DataError
 from automl.io import split_suffix
-from automl.train import train
+from automl.services.training import train
 
 WRITE = {
     "csv": lambda f, p: f.to_csv(p, index=False),

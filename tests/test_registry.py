@@ -16,11 +16,11 @@ import pytest
 from conftest import FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
 
 from automl import load_model
+from automl.apps.registry import main as registry_cli
 from automl.bundle.model import CHECKSUM, MANIFEST, PIPELINE, PROFILE, sha256
 from automl.bundle.registry import Registry
 from automl.errors import AutomlError
-from automl.registry import main as registry_cli
-from automl.train import train
+from automl.services.training import train
 
 IRIS = ["dataset=iris", "model=linear", *FAST]
 

@@ -64,7 +64,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     out = f"paths.output_dir={root}"
     adult = ["dataset=adult", "model=lgbm", "model.classifier.n_estimators=300", *FAST, out]
-    from automl.train import train
+    from automl.services.training import train
 
     started = time.perf_counter()
     train(compose_train(adult), root / "runs" / "adult")

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from automl.serving.admin import main as admin
-from automl.serving.auth import AuthStore
+from automl.apps.admin import main as admin
+from automl.services.identity import AuthStore
 from automl.serving.prediction_log import PredictionLogger, read_log
 
 

@@ -16,8 +16,8 @@ from conftest import FAST, ROOT, compose_train
 from omegaconf import OmegaConf
 
 from automl.config import build
+from automl.services.training import train
 from automl.tracking import MAX_PARAM_VALUE, MlflowTracking, NoTracking
-from automl.train import train
 
 SMALL = ["model=linear", *FAST]
 
@@ -169,7 +169,7 @@ def test_tracking_none_never_imports_mlflow(tmp_path):
         from pathlib import Path
         sys.path.insert(0, {str(ROOT / "tests")!r})
         from conftest import compose_train
-        from automl.train import train
+        from automl.services.training import train
         cfg = compose_train(["dataset=iris", "model=linear", "search.n_trials=1",
                              "evaluation.cv_folds=2", "evaluation.plots=false",
                              "tracking=none", "paths.output_dir={tmp_path / "outputs"}"])

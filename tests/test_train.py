@@ -19,7 +19,7 @@ from conftest import (
 
 from automl import load_model
 from automl.data.dataset import load_dataset
-from automl.train import train
+from automl.services.training import train
 
 # Small but real: 1 trial, 2 folds; forests and boosting capped so the matrix stays quick.
 SMALL = FAST + [

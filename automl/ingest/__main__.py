@@ -1,23 +1,6 @@
-"""``python -m automl.ingest``: a data file in, a validated data set (YAML) out."""
+"""``python -m automl.ingest``: the entry point of :mod:`automl.apps.ingest`."""
 
-from __future__ import annotations
-
-import hydra
-from omegaconf import DictConfig
-
-from automl.cli import report_user_errors
-from automl.config import register_schemas
-
-register_schemas()
-
-
-@hydra.main(config_path="pkg://automl.conf.apps", config_name="ingest", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    """Ingest ``cfg.input`` as the data set ``cfg.name``."""
-    from automl.ingest.run import ingest
-
-    report_user_errors(ingest, cfg)
-
+from automl.apps.ingest import main
 
 if __name__ == "__main__":
     main()

@@ -34,7 +34,7 @@ from automl.monitoring.drift import (
     load_monitoring,
     select_window,
 )
-from automl.serving.auth import AuthStore, Caller
+from automl.services.identity import AuthStore, Caller
 from automl.serving.fastpath import Fallback
 from automl.serving.inputs import ApiError, jsonable, parse
 from automl.serving.metrics import Metrics

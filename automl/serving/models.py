@@ -22,7 +22,7 @@ import pandas as pd
 from automl.bundle.model import Model
 from automl.bundle.registry import Registry
 from automl.config import build
-from automl.predict.batch import one_thread_each
+from automl.services.scoring import one_thread_each
 from automl.serving.fastpath import Fallback, FastPath, NotCompilable
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from automl.cli import report_user_errors, run_dir
+from automl.apps.common import report_user_errors, run_dir
 from automl.config import register_schemas
 
 register_schemas()
@@ -17,7 +17,7 @@ register_schemas()
 @hydra.main(config_path="pkg://automl.conf.apps", config_name="monitor", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Write the report of ``cfg.input`` against ``cfg.model`` and exit with its code."""
-    from automl.monitoring.batch import monitor_file
+    from automl.services.monitoring import monitor_file
 
     report = report_user_errors(monitor_file, cfg, run_dir())
     sys.exit(report["exit_code"])

@@ -24,7 +24,7 @@ from automl.io import read_chunks
 from automl.monitoring.alerts import Alerter
 from automl.monitoring.drift import check_drift, check_performance, load_monitoring, worst
 from automl.monitoring.report import write_report
-from automl.predict.batch import ChunkScorer
+from automl.services.scoring import ChunkScorer
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,106 @@
+"""``python -m automl.registry``: list, show, promote, compare and delete model versions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from automl.apps.common import run_command
+from automl.bundle.registry import Registry
+from automl.errors import AutomlError
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m automl.registry", description=__doc__)
+    top.add_argument(
+        "--registry",
+        type=Path,
+        help="registry folder (default: $AUTOML_OUTPUT_DIR/registry, i.e. outputs/registry)",
+    )
+    commands = top.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="every model: versions, latest, aliases")
+    show = commands.add_parser("show", help="every version of a model, with metrics")
+    show.add_argument("name")
+    promote = commands.add_parser("promote", help="point an alias at a version (moves it)")
+    promote.add_argument("ref", help="the version: name/3, name@other-alias or name (latest)")
+    promote.add_argument("alias", help="e.g. production, staging")
+    unalias = commands.add_parser("unalias", help="remove an alias")
+    unalias.add_argument("name")
+    unalias.add_argument("alias")
+    compare = commands.add_parser("compare", help="versions sorted by a metric, filtered, paged")
+    compare.add_argument("--dataset")
+    compare.add_argument("--name")
+    compare.add_argument("--family", help="model family, e.g. lgbm")
+    compare.add_argument("--metric", default=None, help="sort key, e.g. auc, rmse")
+    compare.add_argument("--ascending", action="store_true", help="smallest first (rmse, loss)")
+    compare.add_argument("--min", type=float, dest="min_value", help="keep metric >= MIN")
+    compare.add_argument("--max", type=float, dest="max_value", help="keep metric <= MAX")
+    compare.add_argument("--page", type=int, default=1)
+    compare.add_argument("--page-size", type=int, default=20)
+    compare.add_argument("--csv", type=Path, help="also export every matching row to CSV")
+    delete = commands.add_parser("delete", help="delete a version and its stored bundle")
+    delete.add_argument("ref", help="name/3")
+    delete.add_argument("--force", action="store_true", help="even when an alias points at it")
+    return top
+
+
+def show_table(frame: pd.DataFrame) -> None:
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(frame.to_string(index=False) if len(frame) else "(nothing)")
+
+
+def run(args: argparse.Namespace) -> None:
+    registry = (
+        Registry(args.registry / "registry.db", args.registry / "models")
+        if args.registry
+        else Registry.default()
+    )
+    if args.command == "list":
+        show_table(registry.models())
+    elif args.command == "show":
+        registry.version_of(args.name)
+        show_table(registry.versions(args.name))
+    elif args.command == "promote":
+        name, version = registry.version_of(args.ref)
+        registry.set_alias(name, args.alias, version)
+        print(f"{name}@{args.alias} -> version {version}")
+    elif args.command == "unalias":
+        registry.remove_alias(args.name, args.alias)
+        print(f"removed {args.name}@{args.alias}")
+    elif args.command == "compare":
+        filters = {
+            "dataset": args.dataset,
+            "name": args.name,
+            "family": args.family,
+            "metric": args.metric,
+            "ascending": args.ascending,
+            "min_value": args.min_value,
+            "max_value": args.max_value,
+        }
+        page = registry.compare(
+            **filters, limit=args.page_size, offset=(args.page - 1) * args.page_size
+        )
+        show_table(page)
+        print(f"page {args.page} ({len(page)} rows)")
+        if args.csv:
+            everything = registry.compare(**filters, limit=None)
+            everything.to_csv(args.csv, index=False)
+            print(f"exported {len(everything)} rows to {args.csv}")
+    elif args.command == "delete":
+        name, version = registry.version_of(args.ref)
+        if "/" not in args.ref:
+            raise AutomlError("delete needs an explicit version: name/3")
+        registry.delete(name, version, force=args.force)
+        print(f"deleted {name}/{version}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; a user error is one line on stderr and exit status 1."""
+    return run_command(parser(), run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The serve app (``python -m automl.serve``): the REST API over the model registry."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from automl.apps.common import report_user_errors, run_dir
+from automl.config import register_schemas
+from automl.errors import ConfigError
+
+register_schemas()
+log = logging.getLogger("automl.serve")
+
+
+def check(cfg: DictConfig) -> None:
+    """Settings that would fail later, named now."""
+    for key in (
+        "workers",
+        "cache.size",
+        "fast_path.max_rows",
+        "limits.max_body_bytes",
+        "limits.max_batch_rows",
+        "prediction_log.batch_size",
+    ):
+        value = OmegaConf.select(cfg, key)
+        if value < 1:
+            raise ConfigError(f"{key} must be at least 1, got {value}")
+
+
+def serve(cfg: DictConfig) -> None:
+    """Write the resolved config beside the run's log and start uvicorn on it."""
+    import uvicorn
+
+    from automl.serving.app import CONFIG_ENV
+    from automl.serving.metrics import MULTIPROCESS
+
+    check(cfg)
+    folder = run_dir()
+    path = folder / "serve_config.yaml"
+    OmegaConf.save(cfg, path, resolve=True)
+    os.environ[CONFIG_ENV] = str(path)
+    if cfg.workers > 1:
+        metrics_dir = folder / "prometheus"
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        os.environ[MULTIPROCESS] = str(metrics_dir)
+    log.info("serving on http://%s:%d (docs: /docs), config %s", cfg.host, cfg.port, path)
+    uvicorn.run(
+        "automl.serving.app:from_env",
+        factory=True,
+        host=cfg.host,
+        port=cfg.port,
+        workers=cfg.workers,
+        log_level=cfg.log_level,
+        access_log=cfg.access_log,
+        log_config=None,
+    )
+
+
+@hydra.main(config_path="pkg://automl.conf.apps", config_name="serve", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    report_user_errors(serve, cfg)
+
+
+if __name__ == "__main__":
+    main()
