@@ -13,8 +13,6 @@ import bz2
 import contextlib
 import gzip
 import lzma
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -23,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from automl.atomic import discard, publish, temp_path
 from automl.config import build
 from automl.errors import ConfigError, DataError
 
@@ -264,13 +263,6 @@ class ParquetAppender:
             self.writer = None
 
 
-def file_mode() -> int:
-    """The permissions a new file gets under the current umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 class StagedFile:
     """A table written chunk by chunk to a temp file beside ``path`` (with its ``append``).
 
@@ -283,16 +275,12 @@ class StagedFile:
         spec = file_format(self.path, formats)
         if spec.get("append") is None:
             raise ConfigError(f"formats.{format_name(self.path, formats)} has no 'append' writer")
-        stem, tail = split_suffix(self.path, formats)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{stem}.", suffix=tail)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temp_path(self.path, suffix=split_suffix(self.path, formats)[1])
         self.rows = 0
         try:
             self.writer = build(spec.append)(self.tmp)
         except BaseException:
-            self.tmp.unlink(missing_ok=True)
+            discard(self.tmp)
             raise
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -301,27 +289,9 @@ class StagedFile:
 
     def commit(self) -> Path:
         self.writer.close()
-        os.chmod(self.tmp, file_mode())
-        os.replace(self.tmp, self.path)
-        return self.path
+        return publish(self.tmp, self.path)
 
     def discard(self) -> None:
         with contextlib.suppress(Exception):
             self.writer.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """``text`` written to a temp file beside ``path``, then renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        discard(self.tmp)

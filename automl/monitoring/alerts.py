@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from automl.atomic import write_text
 from automl.config import build
 from automl.errors import ConfigError
-from automl.io import write_text_atomic
 from automl.monitoring.drift import STATUSES
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def locked(path: Path):
 
 def write_json(path: Path, data: Any) -> None:
     """``data`` as JSON at ``path`` (temp file, then rename)."""
-    write_text_atomic(path, json.dumps(data, indent=2, default=str))
+    write_text(path, json.dumps(data, indent=2, default=str))
 
 
 class Alerter:

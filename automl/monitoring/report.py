@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from automl.io import write_text_atomic
+from automl.atomic import write_text
 from automl.monitoring.alerts import write_json
 
 STYLE = """
@@ -161,6 +161,6 @@ def write_report(report: dict[str, Any], out_dir: Path, title: str) -> tuple[Pat
     """``report.json`` and ``report.html`` in ``out_dir`` (each renamed into place)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out_dir / "report.json", out_dir / "report.html"
-    write_text_atomic(html_path, render_html(report, title))
+    write_text(html_path, render_html(report, title))
     write_json(json_path, report)
     return json_path, html_path
