@@ -36,9 +36,10 @@ coverage: $(STAMP) browser  ## the same tests with coverage of automl/ (about a 
 test-all: $(STAMP)  ## every test, slow ones included
 	$(BIN)/python -m pytest --cov=automl --cov-report=term $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and the layer contracts of pyproject.toml (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_vs_lightgbm.py

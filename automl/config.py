@@ -7,11 +7,18 @@ into a typed node and a typo'd key or a wrong type fails at start-up naming the 
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import shutil
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
+from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
-from hydra.errors import InstantiationException
+from hydra.errors import HydraException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -98,14 +105,8 @@ class EarlyStoppingConfig:
 
 
 @dataclass
-class EnsembleConfig:
-    size: int = 25  # greedy selection rounds (0: no ensemble)
-    candidates: int = 20  # best trials whose out-of-fold predictions are kept
-
-
-@dataclass
-class ModelConfig:
-    """One model family, or (``name: auto``) several searched together."""
+class FamilyConfig:
+    """One model family: its estimators, early stopping and search space."""
 
     name: str = MISSING
     classifier: Any = None
@@ -114,28 +115,40 @@ class ModelConfig:
     space: dict[str, ParamSpace] = field(default_factory=dict)
     classifier_space: dict[str, ParamSpace] = field(default_factory=dict)
     regressor_space: dict[str, ParamSpace] = field(default_factory=dict)
-    # model=auto only
-    families: list[str] | None = None
-    candidates: dict[str, ModelConfig] = field(default_factory=dict)
-    holdout_above: int = 100_000
-    cv_cells_per_second: float = 2800.0
-    holdout_fraction: float = 0.2
-    rank_penalty: float = 2.0
-    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+
+
+@dataclass
+class ModelConfig(FamilyConfig):
+    """The model: one family (its own keys), or the ``families`` picked from ``candidates``
+    (``model=auto``); a model without candidates is a portfolio of one, itself."""
+
+    families: list[str] = field(default_factory=list)  # empty: every candidate
+    candidates: dict[str, FamilyConfig] = field(default_factory=dict)
     class_weight: str | None = None  # balanced
     threshold: str | None = None  # a scorer to tune the binary decision threshold for
+
+
+@dataclass
+class EnsembleConfig:
+    size: int = 0  # greedy selection rounds (0: the best trial alone)
+    candidates: int = 20  # best trials whose out-of-fold predictions are kept
 
 
 @dataclass
 class SearchConfig:
     sampler: Any = MISSING
     n_trials: int | None = 20
-    time_budget: float | None = None
+    time_budget: float | None = None  # seconds for the whole job; trials in flight stopped
     start_with_defaults: bool = True
     storage: Any = None  # a database URL, a journal file path, or a storage node
     study_name: str = MISSING
-    n_jobs: int = 1
-    finish_share: float = 0.05  # model=auto: budget share kept for evaluating and saving
+    n_jobs: int = 1  # trials at once; more than 1 (or a time budget): worker processes
+    finish_share: float = 0.1  # budget share kept for the ensemble, evaluating and saving
+    holdout_above: int = 100_000  # rows: one holdout split instead of CV folds above this
+    cv_cells_per_second: float = 2800.0  # under a budget: holdout above this x budget cells
+    holdout_fraction: float = 0.2
+    rank_penalty: float = 2.0  # a family's chance of the next trial / this per better family
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
 
 
 @dataclass
@@ -165,7 +178,8 @@ class ProfileConfig:
 
 @dataclass
 class KindTests:
-    """The drift test of one column kind for small and for large windows (_target_ nodes)."""
+    """The drift test of one column kind for small and for large windows: a name from
+    ``drift.tests`` or a node with ``_target_``."""
 
     small: Any = MISSING
     large: Any = MISSING
@@ -198,9 +212,10 @@ class RejectedRowsRule:
 class DriftConfig:
     large_sample: int = 1000
     min_values: int = 30
+    tests: dict[str, Any] = field(default_factory=dict)  # name -> node with _target_
     numeric: KindTests = field(default_factory=KindTests)
     categorical: KindTests = field(default_factory=KindTests)
-    columns: dict[str, Any] = field(default_factory=dict)  # column -> test node
+    columns: dict[str, Any] = field(default_factory=dict)  # column -> test name or node
     missing_rate: MissingRateRule = field(default_factory=MissingRateRule)
     new_categories: NewCategoryRule = field(default_factory=NewCategoryRule)
     share: ShareRule = field(default_factory=ShareRule)
@@ -240,6 +255,14 @@ class MonitoringConfig:
 
 
 @dataclass
+class ChecksConfig:
+    """``conf/common/checks.yaml``: the monitoring settings alone (``load_monitoring``)."""
+
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+
+
+@dataclass
 class TrainConfig:
     project: str = "default"
     seed: int = 42
@@ -263,7 +286,7 @@ class PredictConfig:
     keep_columns: bool = True
     chunk_size: int = 100_000
     rejects: str | None = None  # None: <output stem>.rejects.<output suffix>
-    on_bad_rows: str = "reject"  # reject | fail
+    on_bad_rows: str = "quarantine"  # fail | skip | quarantine (automl.data.bad_rows)
     n_jobs: int = 2
     progress: bool = True
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -277,8 +300,8 @@ class MonitorConfig:
     model: str = MISSING
     input: str = MISSING
     output: str | None = None  # the report's folder; None: the run directory
-    monitoring: str = "default"  # a file of conf/monitoring/ by name, or a YAML path
-    set: list[str] = field(default_factory=list)  # key=value overrides of that file
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    set: list[str] = field(default_factory=list)  # key=value overrides of ``monitoring``
     alerts: bool = True
     chunk_size: int = 100_000
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -308,11 +331,6 @@ class IngestReport:
 
 
 @dataclass
-class IngestPaths:
-    cache_dir: str = MISSING
-
-
-@dataclass
 class IngestConfig:
     input: str = MISSING
     target: str = MISSING
@@ -324,14 +342,15 @@ class IngestConfig:
     read: dict[str, Any] = field(default_factory=dict)
     chunk_size: int = 100_000
     sample_rows: int = 20_000
-    on_bad_rows: str = "fail"
+    on_bad_rows: str = "fail"  # fail | skip | quarantine (automl.data.bad_rows)
     drop_kinds: list[str] = field(default_factory=list)
     max_classes: int = 20
     limits: IngestLimits = field(default_factory=IngestLimits)
     contract: IngestContract = field(default_factory=IngestContract)
     report: IngestReport = field(default_factory=IngestReport)
     progress: bool = True
-    paths: IngestPaths = field(default_factory=IngestPaths)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    formats: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -381,11 +400,6 @@ class ServeMetrics:
 
 
 @dataclass
-class ServePaths:
-    output_dir: str = "outputs"
-
-
-@dataclass
 class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -400,9 +414,9 @@ class ServeConfig:
     fast_path: FastPathConfig = field(default_factory=FastPathConfig)
     contributions: dict[str, Any] = field(default_factory=dict)  # {estimator: path, explain: node}
     prediction_log: PredictionLogConfig = field(default_factory=PredictionLogConfig)
-    monitoring: str = "default"  # a file of conf/monitoring/, or a YAML path
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     metrics: ServeMetrics = field(default_factory=ServeMetrics)
-    paths: ServePaths = field(default_factory=ServePaths)
+    paths: PathsConfig = field(default_factory=PathsConfig)
 
 
 def register_schemas() -> None:
@@ -413,6 +427,7 @@ def register_schemas() -> None:
     store.store(name="ingest_schema", node=IngestConfig)
     store.store(name="monitor_schema", node=MonitorConfig)
     store.store(name="serve_schema", node=ServeConfig)
+    store.store(name="checks_schema", node=ChecksConfig)
 
 
 def build(node: Any, /, **kwargs: Any) -> Any:
@@ -435,3 +450,49 @@ def to_plain(node: Any) -> Any:
     if OmegaConf.is_config(node):
         return OmegaConf.to_container(node, resolve=True)
     return node
+
+
+COMMON = "automl.conf.common"  # the groups every command shares (conf/common/)
+FILE_GROUPS = ("monitoring",)  # groups whose option may also be the path of a YAML file
+
+
+def file_options(overrides: list[str], groups: tuple[str, ...] = FILE_GROUPS) -> list[str]:
+    """Hydra overrides with ``group=path/to/file.yaml`` made an option of ``group``.
+
+    The file becomes option ``file_<hash>`` of the group, merged over the group's
+    ``default`` (as a shipped option that lists ``defaults: [default, _self_]``), in a
+    temporary folder added to Hydra's search path. Other overrides pass unchanged.
+    """
+    out: list[str] = []
+    folder: Path | None = None
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not (sep and key in groups and value.endswith((".yaml", ".yml"))):
+            out.append(item)
+            continue
+        path = Path(value).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"{key}={value}: no such file (a {key} option or a YAML file)")
+        if folder is None:
+            folder = Path(tempfile.mkdtemp(prefix="automl-conf-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        option = "file_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+        (folder / key).mkdir(exist_ok=True)
+        (folder / key / f"{option}_own.yaml").write_text(path.read_text(encoding="utf-8"))
+        defaults = {"defaults": ["default", f"{option}_own", "_self_"]}
+        (folder / key / f"{option}.yaml").write_text(yaml.safe_dump(defaults))
+        out.append(f"{key}={option}")
+    if folder is not None:
+        out.append(f"hydra.searchpath=[pkg://{COMMON},file://{folder}]")
+    return out
+
+
+def compose_config(module: str, name: str, overrides: list[str] | None = None) -> DictConfig:
+    """The config ``name`` of the config package ``module`` composed as its command would
+    (schemas registered, file options allowed); a bad override is a ConfigError."""
+    register_schemas()
+    try:
+        with initialize_config_module(module, version_base="1.3"):
+            return compose(name, overrides=file_options(list(overrides or [])))
+    except HydraException as exc:
+        raise ConfigError(" ".join(line.strip() for line in str(exc).splitlines())) from exc

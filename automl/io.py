@@ -1,10 +1,18 @@
-"""Tables in and out of files, the format chosen by the file's suffix (formats from config).
+"""Tables in and out of files: the one formats registry (``formats``, from config).
 
-Each entry of ``formats`` (``conf/apps/predict.yaml``) says how its files are read whole
-(``read``) and written whole (``write``), and, for batch scoring, how they are read in
-chunks (``stream``: a callable ``(path, chunk_size)`` yielding DataFrames) and written
-chunk by chunk (``append``: a callable ``(path)`` returning an object with ``write(frame)``
-and ``close()``). ``rows`` optionally counts a file's rows cheaply (Parquet metadata).
+``formats`` (``conf/common/formats/default.yaml``, composed into every app config as
+``cfg.formats``) has one entry per table format. An entry lists its ``suffixes`` (a file's
+format is found from its suffix; ``.csv.gz`` counts as ``csv``) and the callables that
+apply to it, each a ``_target_`` node with ``_partial_: true``:
+
+- ``open``: ingest's validating reader, ``(source, options, on_bad_rows) -> Table``;
+- ``read``: the whole file, ``(path) -> DataFrame``;
+- ``stream``: chunks for predict and monitor, ``(path, chunk_size)`` yielding DataFrames;
+- ``append``: written chunk by chunk, ``(path)`` returning an object with
+  ``write(frame)`` and ``close()``;
+- ``rows``: the file's row count when it is cheap to tell (Parquet's footer).
+
+A format without the callable a job needs is one ConfigError naming the format and key.
 """
 
 from __future__ import annotations
@@ -27,30 +35,60 @@ from automl.errors import ConfigError, DataError
 
 COMPRESSION = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open}
 READ_ERRORS = (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError, pa.ArrowException)
+PURPOSE = {
+    "open": "ingest's reader",
+    "read": "the whole file read at once",
+    "stream": "the file read in chunks by predict and monitor",
+    "append": "the file written chunk by chunk",
+}
 
 
-def format_name(path: Path, formats: Any) -> str:
-    """The key of ``formats`` that ``path``'s suffix names (``.csv.gz`` counts as ``csv``)."""
-    suffixes = [s.lstrip(".").lower() for s in path.suffixes]
-    for name in reversed(suffixes):
-        if name in formats:
-            return name
+def suffix_format(suffix: str, formats: Any) -> str | None:
+    """The name of the entry of ``formats`` whose ``suffixes`` hold ``suffix`` (a leading
+    dot and the case do not matter), or None."""
+    key = suffix.lstrip(".").lower()
+    return next((name for name, spec in formats.items() if key in spec.get("suffixes", [])), None)
+
+
+def known_suffixes(formats: Any) -> list[str]:
+    """Every suffix ``formats`` knows, with its dot, sorted."""
+    return sorted(f".{s}" for spec in formats.values() for s in spec.get("suffixes", []))
+
+
+def format_callable(formats: Any, name: str, key: str) -> Callable[..., Any]:
+    """``formats.<name>.<key>`` built; a format without it is one ConfigError."""
+    node = formats[name].get(key)
+    if node is None:
+        able = [other for other, spec in formats.items() if spec.get(key) is not None]
+        raise ConfigError(
+            f"the {name} format has no '{key}' ({PURPOSE.get(key, key)}): formats.{name}.{key} "
+            f"is not set; formats that have one: {', '.join(able)}"
+        )
+    return build(node)
+
+
+def format_suffix(path: Path, formats: Any) -> tuple[int, str]:
+    """The position in ``path.suffixes`` of its format's suffix, and the format's name."""
+    suffixes = path.suffixes
+    for at in range(len(suffixes) - 1, -1, -1):
+        name = suffix_format(suffixes[at], formats)
+        if name is not None:
+            return at, name
     raise ConfigError(
-        f"cannot tell the format of '{path}' from its suffix; known: {', '.join(formats)}"
+        f"cannot tell the format of '{path}' from its suffix; known: "
+        f"{', '.join(known_suffixes(formats))}"
     )
 
 
-def file_format(path: Path, formats: Any) -> Any:
-    """The ``formats`` entry for ``path`` (``.csv.gz`` counts as ``csv``)."""
-    return formats[format_name(path, formats)]
+def format_name(path: Path, formats: Any) -> str:
+    """The name of ``path``'s format (``.csv.gz`` counts as ``csv``)."""
+    return format_suffix(path, formats)[1]
 
 
 def split_suffix(path: Path, formats: Any) -> tuple[str, str]:
     """``path``'s name cut before its format suffix: ``a.b.csv.gz`` -> (``a.b``, ``.csv.gz``)."""
-    name = format_name(path, formats)
-    suffixes = path.suffixes
-    at = max(i for i, s in enumerate(suffixes) if s.lstrip(".").lower() == name)
-    tail = "".join(suffixes[at:])
+    at = format_suffix(path, formats)[0]
+    tail = "".join(path.suffixes[at:])
     return path.name[: -len(tail)], tail
 
 
@@ -98,11 +136,9 @@ def read_chunks(path: str | Path, formats: Any, chunk_size: int) -> Iterator[pd.
         raise DataError(f"input file '{path}' does not exist")
     if path.stat().st_size == 0:
         raise DataError(f"'{path}' is empty")
-    spec = file_format(path, formats)
-    if spec.get("stream") is None:
-        raise ConfigError(f"formats.{format_name(path, formats)} has no 'stream' reader")
+    stream = format_callable(formats, format_name(path, formats), "stream")
     start = 0
-    with contextlib.closing(build(spec.stream)(path, chunk_size)) as chunks:
+    with contextlib.closing(stream(path, chunk_size)) as chunks:
         while True:
             try:
                 chunk = next(chunks)
@@ -123,7 +159,7 @@ def read_chunks(path: str | Path, formats: Any, chunk_size: int) -> Iterator[pd.
 def count_rows(path: str | Path, formats: Any) -> int | None:
     """The number of rows of ``path`` when its format can tell cheaply (else None)."""
     path = Path(path).expanduser()
-    spec = file_format(path, formats)
+    spec = formats[format_name(path, formats)]
     if spec.get("rows") is None:
         return None
     try:
@@ -196,21 +232,25 @@ class JsonArrayAppender:
         self.file.close()
 
 
-class ParquetAppender:
-    """A Parquet file written chunk by chunk with ``pyarrow.parquet.ParquetWriter``.
+class ArrowAppender:
+    """A columnar file written chunk by chunk (Parquet, Feather): subclasses open the writer.
 
     The first chunk with rows fixes the schema; a column that is entirely empty there is
     stored as text. Later chunks are converted to that schema (a column read as text in
     one chunk and as numbers in another is cast); a value that does not fit is a DataError
-    naming the column. ``options`` go to ``ParquetWriter`` (e.g. ``compression``).
+    naming the column. ``options`` go to the writer (e.g. ``compression``).
     """
 
     def __init__(self, path: Path, **options: Any) -> None:
         self.path = Path(path)
         self.options = options
-        self.writer: pq.ParquetWriter | None = None
+        self.writer: Any = None
         self.schema: pa.Schema | None = None
         self.empty: pd.DataFrame | None = None
+
+    def new_writer(self, schema: pa.Schema) -> Any:
+        """A writer of ``self.path`` with ``schema`` (has ``write_table`` and ``close``)."""
+        raise NotImplementedError
 
     def open(self, table: pa.Table) -> None:
         fields = [
@@ -221,7 +261,7 @@ class ParquetAppender:
             for i, field in enumerate(table.schema)
         ]
         self.schema = pa.schema(fields, metadata=table.schema.metadata)
-        self.writer = pq.ParquetWriter(self.path, self.schema, **self.options)
+        self.writer = self.new_writer(self.schema)
 
     def conform(self, table: pa.Table) -> pa.Table:
         """``table`` with the writer's schema (columns in order, types cast)."""
@@ -263,6 +303,22 @@ class ParquetAppender:
             self.writer = None
 
 
+class ParquetAppender(ArrowAppender):
+    """Parquet with ``pyarrow.parquet.ParquetWriter`` (``options`` go to it)."""
+
+    def new_writer(self, schema: pa.Schema) -> pq.ParquetWriter:
+        return pq.ParquetWriter(self.path, schema, **self.options)
+
+
+class FeatherAppender(ArrowAppender):
+    """Feather v2 (the Arrow IPC file format); ``options`` go to ``IpcWriteOptions``."""
+
+    def new_writer(self, schema: pa.Schema) -> pa.ipc.RecordBatchFileWriter:
+        return pa.ipc.new_file(
+            str(self.path), schema, options=pa.ipc.IpcWriteOptions(**self.options)
+        )
+
+
 class StagedFile:
     """A table written chunk by chunk to a temp file beside ``path`` (with its ``append``).
 
@@ -272,13 +328,11 @@ class StagedFile:
 
     def __init__(self, path: str | Path, formats: Any) -> None:
         self.path = Path(path).expanduser()
-        spec = file_format(self.path, formats)
-        if spec.get("append") is None:
-            raise ConfigError(f"formats.{format_name(self.path, formats)} has no 'append' writer")
+        append = format_callable(formats, format_name(self.path, formats), "append")
         self.tmp = temp_path(self.path, suffix=split_suffix(self.path, formats)[1])
         self.rows = 0
         try:
-            self.writer = build(spec.append)(self.tmp)
+            self.writer = append(self.tmp)
         except BaseException:
             discard(self.tmp)
             raise

@@ -1,5 +1,5 @@
 """model=auto: several families under a time budget, ensembling, reproducibility, and a
-study shared by two processes."""
+study shared by two processes; class weights and a tuned threshold for any model."""
 
 from __future__ import annotations
 
@@ -22,14 +22,18 @@ from automl.bundle.model import Model
 from automl.data.dataset import load_dataset
 from automl.errors import AutomlError
 from automl.models.ensemble import WeightedEnsemble, select_ensemble, tune_threshold
-from automl.search.pool import score_predictions
+from automl.models.fitting import score_predictions
 from automl.services.training import train
 
 QUIET = ["tracking=none", "evaluation.plots=false", "registry.enabled=false"]
 
 
 def run_auto(tmp_path: Path, *overrides: str) -> tuple[dict, Path]:
-    cfg = compose_train(["model=auto", *QUIET, *overrides])
+    return run_model(tmp_path, "model=auto", *overrides)
+
+
+def run_model(tmp_path: Path, *overrides: str) -> tuple[dict, Path]:
+    cfg = compose_train([*QUIET, *overrides])
     run_dir = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"
     return train(cfg, run_dir), run_dir
 
@@ -209,18 +213,17 @@ def test_bad_auto_settings_name_the_key(tmp_path, override, message):
 )
 def test_balanced_weights_and_a_tuned_threshold(tmp_path, dataset):
     # balanced weights change the fit, and the threshold tuned for F1 is stored and used
-    # for the labels everywhere (predict, the evaluated F1)
+    # for the labels everywhere (predict, the evaluated F1); a single family (the same
+    # search loop as model=auto) takes both
     overrides = [
         f"dataset={dataset}",
+        "model=lgbm",
         "search.n_trials=2",
-        "search.time_budget=null",
         "evaluation.cv_folds=3",
-        "model.families=[lgbm]",
-        "model.candidates.lgbm.classifier.learning_rate=0.1",
-        "model.ensemble.size=0",
+        "model.classifier.learning_rate=0.1",
     ]
-    plain, run_plain = run_auto(tmp_path, *overrides)
-    tuned, run_tuned = run_auto(
+    plain, run_plain = run_model(tmp_path, *overrides)
+    tuned, run_tuned = run_model(
         tmp_path, *overrides, "model.class_weight=balanced", "model.threshold=f1"
     )
     cfg = compose_train([f"dataset={dataset}"])

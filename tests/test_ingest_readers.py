@@ -19,11 +19,27 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import ADULT_COLUMNS, SHARED_DATA, needs_shared_data
+from hydra import compose, initialize_config_module
 from sklearn.datasets import dump_svmlight_file, load_iris, load_wine
 
+from automl.config import register_schemas
 from automl.errors import ConfigError, DataError
 from automl.ingest import readers
-from automl.ingest.readers import open_table
+from automl.ingest.readers import base
+from automl.io import read_chunks
+
+
+@functools.cache
+def formats():
+    """The formats registry as `python -m automl.ingest` composes it."""
+    register_schemas()
+    with initialize_config_module("automl.conf.apps", version_base="1.3"):
+        return compose("ingest").formats
+
+
+def open_table(source, options=None, cache_dir=None, on_bad_rows="fail"):
+    """``source`` opened by ingest's reader for its format."""
+    return readers.open_table(source, formats(), options, cache_dir, on_bad_rows)
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +241,7 @@ def test_block_boundaries_do_not_move_rows(tmp_path, monkeypatch):
         line += record.count("\n")
     path = tmp_path / "iris.csv"
     path.write_text(text)
-    monkeypatch.setattr(readers, "BLOCK_CHARS", 300)
+    monkeypatch.setattr(base, "BLOCK_CHARS", 300)
     table = open_table(str(path), {}, None, on_bad_rows="skip")
     frame, sizes = all_chunks(table, 40)
     assert sizes == [40, 40, 40, 30]  # chunks stay full when ragged rows are dropped
@@ -407,7 +423,7 @@ def test_fail_names_the_first_ragged_line_across_blocks(tmp_path, monkeypatch, w
     lines[5] = lines[5].rstrip("\n") + ",1\n"  # line 6, in a block without quotes
     lines[50] = '1,"2",3,4,5,6,7,8,9,10,11,12,13,14,15\n'  # line 51, in a quoted block
     (tmp_path / "w.csv").write_text("".join(lines))
-    monkeypatch.setattr(readers, "BLOCK_CHARS", 500)
+    monkeypatch.setattr(base, "BLOCK_CHARS", 500)
     with pytest.raises(DataError, match="line 6: 15 fields"):
         all_chunks(open_table(str(tmp_path / "w.csv"), {}, None), 1000)
     table = open_table(str(tmp_path / "w.csv"), {}, None, on_bad_rows="skip")
@@ -426,3 +442,37 @@ def test_bad_libsvm_line(tmp_path, wine):
     table = open_table(str(path), {}, None, on_bad_rows="quarantine")
     frame, _ = all_chunks(table, 10)
     assert frame.index.tolist() == [1, 2, 3, 5, 6] and table.bad_rows[0]["row"] == 4
+
+
+@pytest.mark.parametrize(
+    "fmt", ["csv", "tsv", "semicolon", "csv_gz", "excel", "parquet", "feather", "json_records"]
+)
+def test_predict_streams_every_format_ingest_reads(tmp_path, wine, fmt):
+    """The formats registry gives predict and monitor a `stream` for ingest's formats."""
+    FORMATS[fmt][0](wine, tmp_path)
+    (path,) = list(tmp_path.iterdir())
+    chunks = list(read_chunks(path, formats(), 50))
+    assert [len(c) for c in chunks] == [50, 50, 50, 28]
+    frame = pd.concat(chunks)
+    assert frame.index.tolist() == list(range(178)) and list(frame.columns) == list(wine.columns)
+    np.testing.assert_allclose(frame["alcohol"].to_numpy(float), wine["alcohol"].to_numpy())
+
+
+def test_predict_streams_libsvm_and_names_a_format_without_stream(tmp_path, wine):
+    path = tmp_path / "w.svm"
+    dump_svmlight_file(wine.iloc[:, :3].to_numpy(), wine["target"].to_numpy(), str(path))
+    frame = pd.concat(read_chunks(path, formats(), 100))
+    assert list(frame.columns) == ["label", "f0", "f1", "f2"] and len(frame) == 178
+    with sqlite3.connect(tmp_path / "w.db") as con:
+        wine.to_sql("wine", con, index=False)
+    with pytest.raises(ConfigError, match=r"sql format has no 'stream'.*formats\.sql\.stream"):
+        next(read_chunks(tmp_path / "w.db", formats(), 100))
+
+
+def test_format_option_takes_a_name_suffix_or_alias(tmp_path, wine):
+    wine.to_feather(tmp_path / "w.bin")
+    for name in ("feather", "arrow", "ipc"):
+        table = open_table(str(tmp_path / "w.bin"), {"format": name})
+        assert table.detected["format"] == "feather" and table.sample(3).shape == (3, 14)
+    with pytest.raises(ConfigError, match=r"reader option format 'orc' unknown; known: .*feather"):
+        open_table(str(tmp_path / "w.bin"), {"format": "orc"})

@@ -16,9 +16,9 @@ import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS, chromium_page
 from conftest import ADULT_COLUMNS, SHARED_DATA, needs_shared_data
 
-from automl.ingest import report as report_module
+from automl.ingest import profile_report
 from automl.ingest.infer import Limits, coerce, infer_kinds
-from automl.ingest.report import write_report
+from automl.ingest.profile_report import write_report
 
 ABALONE_COLUMNS = [
     "sex",
@@ -381,13 +381,13 @@ def test_multiclass_report_and_rewrite_in_place(tmp_path):
         raise RuntimeError("disk full")
 
     before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    original = report_module.render_html
-    report_module.render_html = crash
+    original = profile_report.render_html
+    profile_report.render_html = crash
     try:
         with pytest.raises(RuntimeError, match="disk full"):
             write_report(frame, kinds, "sex", "multiclass", out, "third", max_plots=1)
     finally:
-        report_module.render_html = original
+        profile_report.render_html = original
     assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["abalone"]
 
@@ -453,3 +453,25 @@ def test_screenshot_smoke(tmp_path):
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     shutil.rmtree(profile, ignore_errors=True)
+
+
+SCRIPT = "<script>alert(1)</script>"  # an untrusted column name
+
+
+def test_script_column_name_is_escaped(tmp_path):
+    """A column named like a script tag is shown as text in the page, the plots' captions
+    and alt texts, and the Markdown: the page has no script element."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {SCRIPT: rng.normal(size=80), "y": rng.choice([SCRIPT, "b"], size=80), "z": 1.0}
+    )
+    kinds = infer_kinds(frame, Limits())
+    paths = write_report(frame, kinds, "y", "binary", tmp_path / "x", title=SCRIPT)
+    page = check_static_html(paths["html"])
+    text = paths["html"].read_text(encoding="utf-8")
+    assert SCRIPT not in text
+    assert text.count(html.escape(SCRIPT)) >= 5  # title, heading, table, caption, alt, target
+    assert table_dict(page.tables["columns-table"])[SCRIPT][1] == "numeric"
+    assert {row[0] for row in page.tables["target-table"][1:]} == {SCRIPT, "b"}
+    md = paths["markdown"].read_text(encoding="utf-8")
+    assert "<script>" not in md.replace(f"`{SCRIPT}`", "")  # only inside code spans

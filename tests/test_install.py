@@ -74,3 +74,23 @@ def test_installed_wheel_runs_from_another_directory(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0 and "formats:" in result.stdout, result.stderr
+    # the console scripts: each runs its app (here its help or usage), from the wheel
+    bin_dir = target / "bin"
+    for script, expected in [
+        ("automl", "automl: config-first AutoML"),
+        ("automl-predict", "automl.predict"),
+        ("automl-monitor", "automl.monitor"),
+        ("automl-ingest", "automl.ingest"),
+        ("automl-serve", "automl.serve"),
+        ("automl-registry", "usage:"),
+        ("automl-admin", "usage:"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, str(bin_dir / script), "--help"],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0 and expected in result.stdout, (script, result.stderr)

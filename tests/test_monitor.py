@@ -14,6 +14,7 @@ from monitor_data import adult_model, adult_test, scored
 from automl.errors import ConfigError
 from automl.monitoring.drift import check_drift, check_performance, load_monitoring, select_window
 from automl.monitoring.profile import build_profile
+from automl.services.monitoring import verdict
 
 pytestmark = needs_shared_data
 SEEDS = range(10)
@@ -262,3 +263,23 @@ def test_window_by_count_or_time(cfg):
     assert select_window(log, by_rows)["age"].tolist() == list(range(90, 100))
     by_time = load_monitoring("default", ["window.seconds=30"]).window
     assert select_window(log, by_time, now=99.0)["age"].min() == 69
+
+
+def test_one_verdict_is_the_worst_of_drift_performance_and_rejected_rows(cfg):
+    """``verdict`` (the batch monitor's and the server's): performance only where labels
+    are known, the rejected-rows rule only where rows were read from a file."""
+    model = adult_model()
+    raw = sample(3000, 9)
+    window = scored(raw)
+    unlabelled = verdict(model, window, cfg)
+    assert unlabelled["status"] == "ok" and "performance" not in unlabelled
+    assert unlabelled["drift"] == check_drift(model, window, cfg)
+    labels = raw["income"].str.rstrip(".")
+    flipped = window.assign(label=np.where(labels == ">50K", "<=50K", ">50K"))
+    read = {"rows_read": 3000, "rows_rejected": 600}
+    found = verdict(model, flipped, cfg, read)
+    assert found["status"] == "drift"  # performance.status, worse than the rule's warning
+    assert found["signals"] == ["rows:rejected", "performance:auc", "performance:accuracy"]
+    assert found["performance"]["rows"] == 3000
+    fine = verdict(model, window.assign(label=labels), cfg, {**read, "rows_rejected": 10})
+    assert fine["status"] == "ok" and fine["signals"] == []

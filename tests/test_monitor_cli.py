@@ -3,12 +3,14 @@ receiver with a cool-down, and bad inputs (one message, exit 1)."""
 
 from __future__ import annotations
 
+import html
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from browser import chromium_page
 from conftest import ADULT_COLUMNS, needs_shared_data, run_cli
@@ -16,6 +18,9 @@ from monitor_data import adult_model, adult_run, adult_test
 from omegaconf import OmegaConf
 
 from automl.monitoring.alerts import Alerter
+from automl.monitoring.drift import check_drift, load_monitoring
+from automl.monitoring.drift_report import write_report
+from automl.monitoring.profile import build_profile
 
 pytestmark = needs_shared_data
 
@@ -171,6 +176,41 @@ def test_report_in_a_browser(tmp_path):
     assert any(alt.startswith("education:") for alt, _, _ in images)
     assert rows == 1 + 14 + 1  # header, 14 features, the prediction
     assert title.startswith("Monitoring: ")
+
+
+SCRIPT = "<script>alert(1)</script>"  # an untrusted column name
+
+
+def test_report_escapes_column_names(tmp_path):
+    """A drifted column named like a script tag, with a category of the same text, is shown
+    as text in the page (tables, plot caption, alt text): no script runs, no dialog opens."""
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({SCRIPT: rng.normal(size=2000), "c": rng.choice(["a", "b"], 2000)})
+    profile = build_profile(reference, rng.random((2000, 2)), ["x", "y"], bins=20, top=10)
+    window = pd.DataFrame({SCRIPT: rng.normal(2, 1, 1000), "c": [SCRIPT] * 1000})
+    drift = check_drift(profile, window, load_monitoring())
+    assert set(drift["drifted_columns"]) == {SCRIPT, "c"}
+    report = {"status": drift["status"], "signals": drift["signals"], "model": SCRIPT}
+    _, path = write_report(report | {"drift": drift}, tmp_path, f"Monitoring: {SCRIPT}")
+    text = path.read_text(encoding="utf-8")
+    assert SCRIPT not in text and html.escape(SCRIPT) in text
+    with chromium_page(tmp_path / "profile") as (page, problems):
+        page.on("dialog", lambda d: problems.append(f"dialog: {d.message}") or d.dismiss())
+        page.goto(path.as_uri(), wait_until="load")
+        scripts = page.eval_on_selector_all("script", "els => els.length")
+        names = page.eval_on_selector_all(
+            "#columns tbody tr td:first-child", "els => els.map(e => e.textContent)"
+        )
+        alts = page.eval_on_selector_all("img", "els => els.map(e => [e.alt, e.naturalWidth])")
+        title = page.title()
+    assert not problems, problems
+    assert scripts == 0 and title == f"Monitoring: {SCRIPT}"
+    assert names == [SCRIPT, "c"]
+    assert sorted(alt for alt, _ in alts) == [
+        f"{SCRIPT}: reference against current",
+        "c: reference against current",
+    ]
+    assert all(width > 0 for _, width in alts)
 
 
 # --------------------------------------------------------------------------- alerts

@@ -179,6 +179,78 @@ def test_bad_settings_and_inputs_fail_before_any_output(tiny_model, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "in.csv", "tiny_model"]
 
 
+def tiny_rows(path) -> None:
+    """Six rows for ``tiny_model``; rows 1 and 3 break its contract (x below 0)."""
+    pd.DataFrame({"id": range(6), "x": [1.0, -1.0, 2.0, -5.0, 3.0, 4.0]}).to_csv(path, index=False)
+
+
+def test_skip_drops_and_counts_bad_rows_and_writes_no_rejects(tiny_model, tmp_path, caplog):
+    src, out = tmp_path / "in.csv", tmp_path / "scored.csv"
+    tiny_rows(src)
+    caplog.set_level(logging.INFO, logger="automl")
+    cfg = predict_cfg(model=tiny_model, input=src, output=out, on_bad_rows="skip")
+    summary = batch.predict_file(cfg)
+    assert (summary.rows_read, summary.rows_scored, summary.rows_rejected) == (6, 4, 2)
+    assert summary.rejects is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "scored.csv", "tiny_model"]
+    assert pd.read_csv(out)["id"].tolist() == [0, 2, 4, 5]
+    assert sum(summary.reasons.values()) == 2
+    assert "2 rows break the contract, skipped" in caplog.text
+    assert "4 scored" in caplog.text and "2 rejected -> skipped" in caplog.text
+
+
+def test_reject_is_a_deprecated_alias_of_quarantine(tiny_model, tmp_path, caplog):
+    src, out = tmp_path / "in.csv", tmp_path / "scored.csv"
+    tiny_rows(src)
+    assert predict_cfg(model=tiny_model, input=src, output=out).on_bad_rows == "quarantine"
+    caplog.set_level(logging.INFO, logger="automl")
+    cfg = predict_cfg(model=tiny_model, input=src, output=out, on_bad_rows="reject")
+    summary = batch.predict_file(cfg)
+    assert summary.rejects == tmp_path / "scored.rejects.csv"
+    rejects = pd.read_csv(summary.rejects)
+    assert rejects["row"].tolist() == [1, 3] and rejects["reason"].str.startswith("x: ").all()
+    assert pd.read_csv(out)["id"].tolist() == [0, 2, 4, 5]
+    assert caplog.text.count("on_bad_rows=reject is deprecated: use on_bad_rows=quarantine") == 1
+
+
+def test_cli_unknown_on_bad_rows_is_one_error_and_no_output(tiny_model, tmp_path):
+    src, out = tmp_path / "in.csv", tmp_path / "scored.csv"
+    tiny_rows(src)
+    result = run_cli(
+        "automl.predict", f"model={tiny_model}", f"input={src}", f"output={out}", "on_bad_rows=drop"
+    )
+    assert result.returncode == 1
+    log = result.stdout + result.stderr
+    assert "on_bad_rows must be one of fail, skip, quarantine, not 'drop'" in log
+    assert "Traceback" not in log
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "tiny_model"]
+
+
+@pytest.mark.parametrize("suffix", ["feather", "xlsx", "txt", "tsv.gz"])
+def test_scores_every_format_ingest_reads(tiny_model, tmp_path, suffix):
+    rows = pd.DataFrame({"id": range(12), "x": np.arange(12.0) / 2})
+    src, out = tmp_path / f"in.{suffix}", tmp_path / "scored.feather"
+    {
+        "feather": lambda: rows.to_feather(src),
+        "xlsx": lambda: rows.to_excel(src, index=False),
+        "txt": lambda: rows.to_csv(src, sep=";", index=False),
+        "tsv.gz": lambda: rows.to_csv(src, sep="\t", index=False),
+    }[suffix]()
+    summary = batch.predict_file(predict_cfg(model=tiny_model, input=src, output=out, chunk_size=5))
+    assert (summary.rows_read, summary.rows_scored) == (12, 12)
+    scored = pd.read_feather(out)
+    assert scored["id"].tolist() == list(range(12))
+    assert np.allclose(scored["prediction"], 2 * scored["x"])
+
+
+def test_output_format_without_a_writer_fails_before_any_output(tiny_model, tmp_path):
+    src, out = tmp_path / "in.csv", tmp_path / "scored.xlsx"
+    tiny_rows(src)
+    with pytest.raises(ConfigError, match=r"excel format has no 'append'.*formats\.excel\.append"):
+        batch.predict_file(predict_cfg(model=tiny_model, input=src, output=out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "tiny_model"]
+
+
 @needs_shared_data
 @pytest.mark.parametrize(
     ("source", "target", "n_jobs"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
@@ -20,6 +21,8 @@ from automl.apps.registry import main as registry_cli
 from automl.bundle.model import CHECKSUM, MANIFEST, PIPELINE, PROFILE, sha256
 from automl.bundle.registry import Registry
 from automl.errors import AutomlError
+from automl.services.identity import AuthStore, default_url
+from automl.services.registry import RegistryService
 from automl.services.training import train
 
 IRIS = ["dataset=iris", "model=linear", *FAST]
@@ -75,6 +78,51 @@ def test_cli_promote_show_list_delete(iris_run, capsys):
     assert not stored.exists()
     assert registry_cli(["show", "default.iris"]) == 0
     assert "staging" in capsys.readouterr().out
+    # no server set up: no roles to check, but every change is in the audit log, as the OS user
+    entries = AuthStore(default_url()).audit_log("default")
+    assert [(e["action"], e["actor"]) for e in entries] == [
+        ("delete_version", getpass.getuser()),
+        ("promote", getpass.getuser()),
+        ("promote", getpass.getuser()),
+    ]
+    assert entries[0]["details"] == {"version": 1, "force": True}
+    assert entries[2]["details"] == {"alias": "production", "version": 1, "previous": None}
+
+
+def test_registry_changes_need_the_editor_role_and_are_audited(iris_run, tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/auth.db"
+    store = AuthStore(db)
+    for user, project, role in [("ed", "default", "editor"), ("vi", "default", "viewer")]:
+        store.add_user(user, "ops")
+        store.add_project(project, "ops")
+        store.grant(user, project, role, "ops")
+    store.add_user("default.x", "ops")  # a dotted user name: its grants stay out of the log
+    store.add_project("p3", "ops")
+    store.grant("default.x", "p3", "viewer", "ops")
+    cli = ["--auth-db", db]
+    for actor in ("vi", "nobody"):
+        assert registry_cli([*cli, "--actor", actor, "promote", "default.iris", "prod"]) == 1
+        err = capsys.readouterr().err
+        assert f"no editor access to project 'default' for user '{actor}'" in err
+    assert registry_cli([*cli, "--actor", "ed", "promote", "default.iris", "prod"]) == 0
+    assert registry_cli([*cli, "--actor", "ed", "unalias", "default.iris", "prod"]) == 0
+    assert registry_cli([*cli, "--actor", "vi", "delete", "default.iris/1"]) == 1
+    assert registry().versions("default.iris")["aliases"].tolist() == [""]
+    log = store.audit_log("default", last=3)
+    assert [(e["actor"], e["action"], e["target"]) for e in log] == [
+        ("ed", "unalias", "default.iris"),
+        ("ed", "promote", "default.iris"),
+        ("ops", "grant", "vi@default"),
+    ]
+    assert log[0]["details"] == {"alias": "prod", "version": 1}
+    assert store.audit_log("defaul_") == [] and store.audit_log("defaul") == []
+    assert "default.x@p3" in [e["target"] for e in store.audit_log("p3")]
+    # a project the store does not manage has no roles to check; the change is audited
+    service = RegistryService(registry(), AuthStore(f"sqlite:///{tmp_path}/empty.db"))
+    assert service.promote("default.iris/1", "prod", "anyone") == ("default.iris", 1)
+    assert service.identity.audit_log("default")[0]["actor"] == "anyone"
+    with pytest.raises(AutomlError, match="need an identity store"):
+        RegistryService(registry()).unalias("default.iris", "prod", "anyone")
 
 
 def test_compare_filters_sorts_pages_and_exports_2000_runs(tmp_path):

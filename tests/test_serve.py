@@ -505,6 +505,42 @@ def test_online_monitoring_names_the_drifted_columns_and_alerts_once(server):
     assert again["alert"] is None  # the same incident: cooling down, no second alert
 
 
+def test_registry_cli_changes_are_role_checked_and_in_the_servers_audit(server):
+    root = server["root"]
+    registry = [
+        sys.executable,
+        "-m",
+        "automl.registry",
+        "--registry",
+        str(root / "registry"),
+        "--auth-db",
+        server["db"],
+    ]
+    refused = subprocess.run(
+        [*registry, "--actor", "vera", "promote", f"{ADULT}/2", "staging"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert refused.returncode == 1
+    assert "no editor access to project 'default' for user 'vera'" in refused.stderr
+    for change in (["promote", f"{ADULT}/2", "staging"], ["unalias", ADULT, "staging"]):
+        done = subprocess.run(
+            [*registry, "--actor", "eddie", *change], capture_output=True, text=True, cwd=ROOT
+        )
+        assert done.returncode == 0, done.stderr
+    with client(server, "ada") as c:
+        audit = c.get("/v1/projects/default/audit", params={"last": 2}).json()["audit"]
+    assert [(a["actor"], a["action"], a["target"]) for a in audit] == [
+        ("eddie", "unalias", ADULT),
+        ("eddie", "promote", ADULT),
+    ]
+    assert audit[1]["details"] == {"alias": "staging", "version": 2, "previous": None}
+    with client(server, "otto") as c:  # another project's admin sees none of it
+        other = c.get("/v1/projects/other/audit").json()["audit"]
+    assert not [a for a in other if a["target"].startswith("default.")]
+
+
 # --- many models: alias moves under load ---
 
 

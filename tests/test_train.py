@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -129,10 +131,20 @@ def test_other_samplers(tmp_path, search):
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_study_resumes_from_storage(tmp_path, kind):
+    # the second run continues the stored study; its leaderboard holds the trials it ran
     storage = f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite" else tmp_path / "s.journal"
     fit(tmp_path / "a", "iris", "linear", [f"search.storage='{storage}'", "search.n_trials=2"])
     fit(tmp_path / "b", "iris", "linear", [f"search.storage='{storage}'", "search.n_trials=2"])
-    assert len(pd.read_csv(tmp_path / "b" / "leaderboard.csv")) == 4
+    assert sorted(pd.read_csv(tmp_path / "b" / "leaderboard.csv")["number"]) == [2, 3]
+
+
+def test_one_family_is_searched_in_this_process(tmp_path):
+    # one trial at a time and no time budget: no worker process to start
+    fit(tmp_path, "iris", "linear", ["search.n_trials=2"])
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert set(board["worker"]) == {f"{socket.gethostname()}:{os.getpid()}"}
+    assert set(board["family"]) == {"linear"}
+    assert (tmp_path / "families.csv").is_file() and (tmp_path / "ensemble.csv").is_file()
 
 
 @pytest.mark.parametrize("features", ["minimal", "none", "target_encoding", "robust"])

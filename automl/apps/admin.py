@@ -14,18 +14,7 @@ import sys
 from pathlib import Path
 
 from automl.apps.common import run_command
-from automl.services.identity import ROLES, AuthStore
-
-
-def default_url() -> str:
-    """``auth.url`` of the packaged serve config (so the CLI and the server agree)."""
-    from hydra import compose, initialize_config_module
-
-    from automl.config import register_schemas
-
-    register_schemas()
-    with initialize_config_module("automl.conf.apps", version_base="1.3"):
-        return compose("serve").auth.url
+from automl.services.identity import ROLES, AuthStore, default_url
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,18 +1,25 @@
-"""What every entry point shares: schemas registered, user errors shown as one message."""
+"""What every command shares: schemas registered, file options expanded, user errors
+shown as one message with exit status 1."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import hydra
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from automl.config import file_options, register_schemas
 from automl.errors import AutomlError
+
+APPS = "pkg://automl.conf.apps"  # the primary configs of the commands other than training
 
 log = logging.getLogger("automl")
 
@@ -42,3 +49,30 @@ def report_user_errors(job: Callable[..., Any], *args: Any) -> Any:
         log.debug("details", exc_info=True)
         log.error("%s", exc)
         sys.exit(1)
+
+
+def hydra_app(
+    config_path: str, config_name: str
+) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
+    """Make ``job(cfg)`` a Hydra command composed from ``config_name``: the schemas are
+    registered, ``group=<file.yaml>`` options become Hydra options
+    (:func:`automl.config.file_options`), and a user error is one message, exit 1."""
+
+    def wrap(job: Callable[[DictConfig], Any]) -> Callable[[], Any]:
+        @hydra.main(config_path=config_path, config_name=config_name, version_base="1.3")
+        def task(cfg: DictConfig) -> Any:
+            return report_user_errors(job, cfg)
+
+        @functools.wraps(job)
+        def main() -> Any:
+            register_schemas()
+            try:
+                sys.argv[1:] = file_options(sys.argv[1:])
+            except AutomlError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                sys.exit(1)
+            return task()
+
+        return main
+
+    return wrap

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
-from automl.apps.common import report_user_errors
-from automl.config import register_schemas
-
-register_schemas()
+from automl.apps.common import APPS, hydra_app
 
 
-@hydra.main(config_path="pkg://automl.conf.apps", config_name="ingest", version_base="1.3")
+@hydra_app(APPS, "ingest")
 def main(cfg: DictConfig) -> None:
     """Ingest ``cfg.input`` as the data set ``cfg.name``."""
     from automl.services.ingest import ingest
 
-    report_user_errors(ingest, cfg)
+    ingest(cfg)
 
 
 if __name__ == "__main__":

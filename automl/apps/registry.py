@@ -1,16 +1,27 @@
-"""``python -m automl.registry``: list, show, promote, compare and delete model versions."""
+"""``python -m automl.registry``: list, show, promote, compare and delete model versions.
+
+Changes (promote, unalias, delete) are made as ``--actor`` (default: the OS user): where
+the identity database (``--auth-db``, default ``auth.url`` of conf/apps/serve.yaml) manages
+the model's project, the actor needs the editor or admin role there; every change is
+written to its audit log (``GET /v1/projects/{project}/audit``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from automl.apps.common import run_command
+from automl.atomic import staged
 from automl.bundle.registry import Registry
-from automl.errors import AutomlError
+from automl.services.identity import AuthStore, default_url
+from automl.services.registry import RegistryService
+
+CHANGES = ("promote", "unalias", "delete")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -19,6 +30,10 @@ def parser() -> argparse.ArgumentParser:
         "--registry",
         type=Path,
         help="registry folder (default: $AUTOML_OUTPUT_DIR/registry, i.e. outputs/registry)",
+    )
+    top.add_argument("--actor", default=getpass.getuser(), help="who is acting (audit log)")
+    top.add_argument(
+        "--auth-db", help="identity database URL (default: auth.url of conf/apps/serve.yaml)"
     )
     commands = top.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="every model: versions, latest, aliases")
@@ -52,23 +67,28 @@ def show_table(frame: pd.DataFrame) -> None:
         print(frame.to_string(index=False) if len(frame) else "(nothing)")
 
 
-def run(args: argparse.Namespace) -> None:
+def service(args: argparse.Namespace) -> RegistryService:
+    """The registry of ``--registry``; with the identity store when the command changes it."""
     registry = (
         Registry(args.registry / "registry.db", args.registry / "models")
         if args.registry
         else Registry.default()
     )
+    identity = AuthStore(args.auth_db or default_url()) if args.command in CHANGES else None
+    return RegistryService(registry, identity)
+
+
+def run(args: argparse.Namespace) -> None:
+    models = service(args)
     if args.command == "list":
-        show_table(registry.models())
+        show_table(models.table())
     elif args.command == "show":
-        registry.version_of(args.name)
-        show_table(registry.versions(args.name))
+        show_table(models.show(args.name))
     elif args.command == "promote":
-        name, version = registry.version_of(args.ref)
-        registry.set_alias(name, args.alias, version)
+        name, version = models.promote(args.ref, args.alias, args.actor)
         print(f"{name}@{args.alias} -> version {version}")
     elif args.command == "unalias":
-        registry.remove_alias(args.name, args.alias)
+        models.unalias(args.name, args.alias, args.actor)
         print(f"removed {args.name}@{args.alias}")
     elif args.command == "compare":
         filters = {
@@ -80,20 +100,18 @@ def run(args: argparse.Namespace) -> None:
             "min_value": args.min_value,
             "max_value": args.max_value,
         }
-        page = registry.compare(
+        page = models.compare(
             **filters, limit=args.page_size, offset=(args.page - 1) * args.page_size
         )
         show_table(page)
         print(f"page {args.page} ({len(page)} rows)")
         if args.csv:
-            everything = registry.compare(**filters, limit=None)
-            everything.to_csv(args.csv, index=False)
+            everything = models.compare(**filters, limit=None)
+            with staged(args.csv) as tmp:
+                everything.to_csv(tmp, index=False)
             print(f"exported {len(everything)} rows to {args.csv}")
     elif args.command == "delete":
-        name, version = registry.version_of(args.ref)
-        if "/" not in args.ref:
-            raise AutomlError("delete needs an explicit version: name/3")
-        registry.delete(name, version, force=args.force)
+        name, version = models.delete(args.ref, args.actor, force=args.force)
         print(f"deleted {name}/{version}")
 
 

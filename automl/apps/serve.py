@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 import os
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from automl.apps.common import report_user_errors, run_dir
-from automl.config import register_schemas
+from automl.apps.common import APPS, hydra_app, run_dir
 from automl.errors import ConfigError
+from automl.monitoring.drift import check_monitoring
 
-register_schemas()
 log = logging.getLogger("automl.serve")
 
 
@@ -60,9 +58,11 @@ def serve(cfg: DictConfig) -> None:
     )
 
 
-@hydra.main(config_path="pkg://automl.conf.apps", config_name="serve", version_base="1.3")
+@hydra_app(APPS, "serve")
 def main(cfg: DictConfig) -> None:
-    report_user_errors(serve, cfg)
+    """Check the config and serve until stopped."""
+    check_monitoring(cfg.monitoring)
+    serve(cfg)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from automl.atomic import staged
 from automl.data.contract import Contract
 from automl.data.dataset import clean
 from automl.errors import AutomlError
@@ -130,9 +128,7 @@ class Model:
         ``manifest.sha256`` holds the manifest's own hash; the manifest holds the others.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-        try:
+        with staged(path, directory=True) as staging:
             joblib.dump(self.pipeline, staging / PIPELINE)
             files = [PIPELINE]
             if self.profile is not None:
@@ -142,10 +138,6 @@ class Model:
             manifest = dict(self.manifest, files=hashes)
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
             (staging / CHECKSUM).write_text(sha256(staging / MANIFEST) + "\n")
-            os.replace(staging, path)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return path
 
     @classmethod

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import sqlite3
-import tempfile
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from automl.atomic import discard, publish, temp_path
 from automl.errors import AutomlError
 
 SCHEMA = """
@@ -88,8 +88,7 @@ class Registry:
     def register(self, name: str, bundle: Path, manifest: dict[str, Any], run_dir: Path) -> int:
         """Copy ``bundle`` into the store as the next version of ``name``; returns it."""
         folder = self.store / name
-        folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=folder, prefix=".incoming-"))
+        staging = temp_path(folder / "incoming-bundle", directory=True)  # the number: later
         try:
             shutil.copytree(bundle, staging, dirs_exist_ok=True)
             with self.connect(write=True) as db:
@@ -98,7 +97,7 @@ class Registry:
                 ).fetchone()
                 version = latest + 1
                 target = folder / str(version)
-                os.replace(staging, target)
+                publish(staging, target)
                 record = (
                     name,
                     version,
@@ -117,7 +116,7 @@ class Registry:
                     shutil.rmtree(target, ignore_errors=True)
                     raise
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            discard(staging)
         return version
 
     def resolve(self, ref: str) -> Path:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
+from automl.atomic import staged
 from automl.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -87,15 +86,12 @@ class FileSource:
 def fetch(url: str, dest: Path, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` atomically (temp file beside it, then rename)."""
     log.info("downloading %s -> %s", url, dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            shutil.copyfileobj(resp, out)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (
+        staged(dest) as tmp,
+        tmp.open("wb") as out,
+        urllib.request.urlopen(url, timeout=timeout) as resp,
+    ):
+        shutil.copyfileobj(resp, out)
     return dest
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 
-from automl.search.pool import fit, score_predictions
+from automl.models.fitting import score_predictions
 
 
 class WeightedEnsemble(BaseEstimator):
@@ -37,10 +37,11 @@ class WeightedEnsemble(BaseEstimator):
         self.threshold = threshold
         self.n_jobs = n_jobs
 
-    def fit(self, X: Any, y: np.ndarray, sample_weight: np.ndarray | None = None):
-        """Fit every member on all rows, ``n_jobs`` members at a time (threads)."""
+    def fit(self, X: Any, y: np.ndarray, **fit_params: Any):
+        """Fit every member on all rows, ``n_jobs`` members at a time (threads);
+        ``fit_params`` reach every member (e.g. ``model__sample_weight``)."""
         self.members_ = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            delayed(fit)(clone(member), X, y, sample_weight) for member in self.members
+            delayed(clone(member).fit)(X, y, **fit_params) for member in self.members
         )
         self.classes_ = getattr(self.members_[0], "classes_", None)
         return self
@@ -74,6 +75,17 @@ class WeightedEnsemble(BaseEstimator):
         tags.classifier_tags = inner.classifier_tags
         tags.regressor_tags = inner.regressor_tags
         return tags
+
+
+def ensemble_of(
+    members: list[Any], weights: list[float], threshold: float | None = None, n_jobs: int = 1
+) -> Any:
+    """The untrained model made of ``members`` with ``weights``. One member without a
+    decision threshold is that member itself: a plain pipeline (the serving fast path
+    compiles those)."""
+    if len(members) == 1 and threshold is None:
+        return members[0]
+    return WeightedEnsemble(members, weights, threshold, n_jobs=n_jobs)
 
 
 def select_ensemble(

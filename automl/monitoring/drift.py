@@ -7,7 +7,7 @@ Public API (the batch monitor and the server call these):
     ``window``: a DataFrame with the feature columns and, optionally, the model's
     ``prediction`` / ``proba_<class>`` columns (a prediction log read as a DataFrame
     works as it is; other columns are ignored). ``config``: the ``monitoring`` node
-    (``conf/monitoring/default.yaml``; ``load_monitoring``). Returns a JSON-ready dict:
+    (``conf/common/monitoring/default.yaml``; ``load_monitoring``). Returns a JSON-ready dict:
     ``status`` (ok | warning | drift), ``signals`` (``column:<name>``, ``prediction``),
     ``drifted_columns``, ``share_drifted`` and, per column, the test, missing-rate and
     new-category signals with the histograms behind them.
@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,7 +33,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from scipy import stats
 
-from automl.config import MonitoringConfig, build
+from automl.config import COMMON, build, compose_config
 from automl.errors import ConfigError
 from automl.monitoring.stats import Histogram
 
@@ -47,48 +45,20 @@ OTHER = "(other)"  # the bucket of categories the profile does not name
 
 
 def load_monitoring(name: str = "default", overrides: list[str] | None = None) -> DictConfig:
-    """The monitoring config: ``conf/monitoring/<name>.yaml`` or a YAML file at ``name``
-    (merged over the default file), ``key=value`` ``overrides`` on top, checked against
-    the schema (a typo'd key fails naming it)."""
-    shipped = resources.files("automl.conf.monitoring")
-    default = OmegaConf.create(shipped.joinpath("default.yaml").read_text())
-    path = Path(name).expanduser()
-    if shipped.joinpath(f"{name}.yaml").is_file():
-        chosen = OmegaConf.create(shipped.joinpath(f"{name}.yaml").read_text())
-    elif path.is_file():
-        chosen = OmegaConf.load(path)
-    else:
-        known = sorted(p.name[:-5] for p in shipped.iterdir() if p.name.endswith(".yaml"))
-        raise ConfigError(
-            f"monitoring='{name}' is neither a file of conf/monitoring/ ({', '.join(known)}) "
-            "nor a YAML file"
-        )
-    overlay(default, chosen)
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(MonitoringConfig), default)
-        cfg.merge_with_dotlist(list(overrides or []))
-    except Exception as exc:  # omegaconf's errors name the key
-        raise ConfigError(f"monitoring config '{name}': {exc}") from exc
+    """The monitoring config as the commands compose it: ``monitoring=<name>`` (an option
+    of the ``monitoring`` group, or a YAML file merged over its ``default``) with
+    ``key=value`` ``overrides`` of its keys, checked against the schema."""
+    extra = [f"monitoring.{item}" for item in overrides or []]
+    cfg = compose_config(COMMON, "checks", [f"monitoring={name}", *extra])
+    return check_monitoring(cfg.monitoring)
+
+
+def check_monitoring(cfg: DictConfig) -> DictConfig:
+    """``cfg`` (a composed ``monitoring`` node) after checking its status names."""
     for key in ("drift.prediction", "drift.rejected_rows.status", "performance.status"):
         check_status(OmegaConf.select(cfg, key), key)
     check_status(cfg.alerts.min_status, "alerts.min_status")
     return cfg
-
-
-def overlay(base: DictConfig, top: DictConfig) -> None:
-    """``top`` merged into ``base`` key by key, except that a node with ``_target_``
-    replaces ``base``'s whole (another test's parameters are not the old one's)."""
-    for key in top:
-        node = top._get_node(key)
-        inner = base._get_node(key) if key in base else None
-        if (
-            isinstance(node, DictConfig)
-            and isinstance(inner, DictConfig)
-            and "_target_" not in node
-        ):
-            overlay(inner, node)
-        else:
-            base[key] = node
 
 
 def check_status(value: str, key: str) -> str:
@@ -112,11 +82,26 @@ class Tests:
 
     def __init__(self, drift: DictConfig) -> None:
         self.large_sample = int(drift.large_sample)
+        catalog = drift.get("tests") or {}
+
+        def test(pick: Any, key: str) -> Callable[[Histogram], dict]:
+            if isinstance(pick, str):
+                if pick not in catalog:
+                    known = ", ".join(catalog) or "none"
+                    raise ConfigError(f"{key}: no test named '{pick}' in drift.tests ({known})")
+                pick = catalog[pick]
+            return build(pick)
+
         self.by_kind = {
-            kind: (build(drift[kind].small), build(drift[kind].large))
+            kind: (
+                test(drift[kind].small, f"drift.{kind}.small"),
+                test(drift[kind].large, f"drift.{kind}.large"),
+            )
             for kind in ("numeric", "categorical")
         }
-        self.by_column = {col: build(node) for col, node in drift.columns.items()}
+        self.by_column = {
+            col: test(pick, f"drift.columns.{col}") for col, pick in drift.columns.items()
+        }
 
     def pick(self, column: str, kind: str, rows: int) -> Callable[[Histogram], dict]:
         if column in self.by_column:

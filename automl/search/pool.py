@@ -1,9 +1,12 @@
-"""Worker processes for search trials: they can be stopped mid-trial when the budget ends.
+"""Where search trials run: in this process, or in worker processes that can be stopped.
 
-The training data goes to a file once; each worker loads it on its first trial and keeps
-it. A trial fits the pipeline on every fold and returns its fold scores and out-of-fold
-predictions (kept for ensembling). Workers are started with loky (fork + exec), so
-OpenMP state of the parent (LightGBM, XGBoost) never leaks into them.
+A trial fits the pipeline on every fold and returns its fold scores and out-of-fold
+predictions (kept for ensembling). One trial at a time with no time budget runs in the
+calling process (``InlinePool``: nothing to start). Trials run in parallel, or that a
+budget may have to stop mid-trial, run in worker processes (``TrialPool``): the training
+data goes to a file once, and each worker loads it on its first trial and keeps it.
+Workers are started with loky (fork + exec), so OpenMP state of the parent (LightGBM,
+XGBoost) never leaks into them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import shutil
 import socket
 import tempfile
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +25,10 @@ from typing import Any
 import joblib
 import numpy as np
 from loky import ProcessPoolExecutor
-from sklearn.base import BaseEstimator, clone
-from sklearn.metrics import get_scorer
+from sklearn.base import clone
 from threadpoolctl import threadpool_limits
+
+from automl.models.fitting import fit, predictions, score_predictions
 
 _LOADED: dict[str, Any] = {}  # in a worker: data file path -> TrialData
 
@@ -62,68 +67,16 @@ class TrialOutcome:
         return float(np.mean(self.scores))
 
 
-class Replay(BaseEstimator):
-    """Hands precomputed predictions to a scikit-learn scorer (one scoring code path)."""
-
-    def __init__(
-        self,
-        predictions: np.ndarray,
-        classes: list[str] | None = None,
-        threshold: float | None = None,
-    ) -> None:
-        self.predictions = predictions
-        self.classes = classes
-        self.threshold = threshold
-        if classes is not None:
-            self.classes_ = np.arange(len(classes))
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        return self.predictions
-
-    def predict(self, X: Any) -> np.ndarray:
-        if self.classes is None:
-            return self.predictions
-        if self.threshold is not None:
-            return (self.predictions[:, 1] >= self.threshold).astype(int)
-        return np.argmax(self.predictions, axis=1)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.estimator_type = "regressor" if self.classes is None else "classifier"
-        return tags
-
-
-def score_predictions(
-    scoring: str,
-    y: np.ndarray,
-    predictions: np.ndarray,
-    classes: list[str] | None,
-    threshold: float | None = None,
-) -> float:
-    """The scorer ``scoring`` (greater is better) of ``predictions`` against ``y``;
-    ``threshold`` turns binary probabilities into labels (None: the likelier class)."""
-    dummy = np.zeros((len(y), 1))
-    return float(get_scorer(scoring)(Replay(predictions, classes, threshold), dummy, y))
-
-
-def predictions(estimator: Any, X: Any, classification: bool) -> np.ndarray:
-    """Class probabilities (classification) or values (regression)."""
-    return estimator.predict_proba(X) if classification else estimator.predict(X)
-
-
-def fit(estimator: Any, X: Any, y: np.ndarray, weights: np.ndarray | None) -> Any:
-    """Fit a pipeline, with per-row weights when given."""
-    if weights is None:
-        return estimator.fit(X, y)
-    return estimator.fit(X, y, model__sample_weight=weights)
-
-
 def run_trial(data_path: str, pipeline: Any) -> TrialOutcome:
     """Fit ``pipeline`` on each fold of the data at ``data_path``; runs in a worker."""
     if data_path not in _LOADED:
         _LOADED.clear()
         _LOADED[data_path] = joblib.load(data_path)
-    data: TrialData = _LOADED[data_path]
+    return run_limited(_LOADED[data_path], pipeline)
+
+
+def run_limited(data: TrialData, pipeline: Any) -> TrialOutcome:
+    """``fit_folds`` with every thread pool capped at ``data.threads``."""
     with threadpool_limits(limits=data.threads):  # e.g. HistGradientBoosting's OpenMP
         return fit_folds(data, pipeline)
 
@@ -157,6 +110,46 @@ def refit_estimate(outcomes: list[TrialOutcome], workers: int) -> float:
 def worker_name() -> str:
     """host:pid, recorded with each trial so distributed runs can be told apart."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class InlinePool:
+    """Runs each trial in this process when it is submitted: one at a time, not stoppable,
+    and nothing to start (the pool of a search with one worker and no time budget)."""
+
+    workers = 1
+
+    def __init__(self) -> None:
+        self.data: TrialData | None = None
+
+    def share(self, data: TrialData) -> None:
+        self.data = data
+
+    def submit(self, pipeline: Any) -> Future:
+        """A future that is already done: the trial's outcome, or the error it raised."""
+        future: Future = Future()
+        try:
+            future.set_result(run_limited(self.data, pipeline))
+        except Exception as error:  # noqa: BLE001 - handed to the caller like a worker's
+            future.set_exception(error)
+        return future
+
+    def close(self, kill: bool = False) -> None:
+        self.data = None
+
+    def __enter__(self) -> InlinePool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def open_pool(workers: int, stoppable: bool, modules: list[str]) -> InlinePool | TrialPool:
+    """Where the trials run: worker processes when ``workers`` > 1 run at once or a trial
+    may have to be ``stoppable`` (a time budget); otherwise this process. Workers import
+    ``modules`` (the model libraries) as they start."""
+    if workers > 1 or stoppable:
+        return TrialPool(workers, modules)
+    return InlinePool()
 
 
 class TrialPool:

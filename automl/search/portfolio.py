@@ -1,9 +1,10 @@
-"""Search several model families at once under a time budget (``model=auto``).
+"""The search loop: model families (one, or several with ``model=auto``) in one study.
 
 One Optuna study holds every trial; its ``family`` parameter says which family a trial
-fits, and each family's parameters are named ``<family>.<param>``. Trials run in worker
-processes (``search.n_jobs``), so a trial still running when the budget ends is killed,
-not waited for. Several processes share the study through ``search.storage``.
+fits, and each family's parameters are named ``<family>.<param>``. Trials run in a pool
+(``automl.search.pool``): in this process, or in worker processes (``search.n_jobs``) so
+that a trial still running when the time budget ends is killed, not waited for. Several
+processes share the study through ``search.storage``.
 
 Without a time budget, results are told to the study in the order the trials were
 asked, so a fixed ``n_trials`` and seed give the same trials and model on every run.
@@ -31,11 +32,10 @@ from optuna.trial import TrialState
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-from automl.config import build
 from automl.errors import AutomlError
-from automl.search.pool import TrialOutcome, TrialPool, refit_estimate, worker_name
+from automl.search.pool import InlinePool, TrialOutcome, TrialPool, refit_estimate, worker_name
 from automl.search.space import contains, suggest
-from automl.search.study import open_study
+from automl.search.study import build_sampler, open_study
 
 log = logging.getLogger(__name__)
 
@@ -136,23 +136,25 @@ def seconds_of(trial: optuna.trial.FrozenTrial) -> float:
 
 def run_portfolio(
     families: dict[str, Family],
-    pool: TrialPool,
+    pool: InlinePool | TrialPool,
     *,
     cfg: Any,
     order: list[str],
-    rank_penalty: float,
-    keep: int,
     deadline: float | None,
     finish_seconds: float,
 ) -> PortfolioResult:
-    """Search ``families`` with ``pool`` until ``cfg.n_trials`` trials (this process's)
-    or until ``deadline`` (``time.monotonic()``) less the time the refit will need."""
+    """Search ``families`` (``cfg``: the search config) with ``pool`` until ``cfg.n_trials``
+    trials (this process's), until the sampler has nothing left (a grid), or until
+    ``deadline`` (``time.monotonic()``) less the time the refit will need."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    base_sampler = build_sampler(cfg)
+    base_sampler = build_sampler(cfg, {name: family.space for name, family in families.items()})
+    # a grid sampler says when it has visited every point; other samplers never run out
+    exhausted = getattr(base_sampler, "is_exhausted", lambda study: False)
+    keep = max(1, cfg.ensemble.candidates)
     study = open_study(cfg, base_sampler)
     allocator = Allocator(
         order,
-        rank_penalty,
+        cfg.rank_penalty,
         deadline is not None,
         np.random.default_rng(0),
         frozenset(name for name, family in families.items() if not family.space),
@@ -191,6 +193,8 @@ def run_portfolio(
 
     while True:
         while len(running) < pool.workers and may_start(cfg, mine, stop_at()):
+            if exhausted(study):
+                break
             if not next_trial():
                 break
         if not running:
@@ -214,10 +218,7 @@ def run_portfolio(
     pool.close(kill=bool(running))
     seconds = time.monotonic() - started
     if not kept:
-        raise AutomlError(
-            "no search trial finished within the time budget; raise search.time_budget "
-            "or choose cheaper families in model.families"
-        )
+        raise AutomlError(no_result(study, mine))
     trials = trial_table(study, mine)
     log.info("search: %d trials in %.1fs, %d stopped at the budget", len(mine), seconds, stopped)
     return PortfolioResult(trials, family_table(trials, order), kept, seconds)
@@ -228,6 +229,22 @@ def may_start(cfg: Any, mine: list[int], stop_at: float) -> bool:
     if cfg.n_trials is not None and len(mine) >= cfg.n_trials:
         return False
     return time.monotonic() < stop_at
+
+
+def no_result(study: optuna.Study, numbers: list[int]) -> str:
+    """Why no trial of ``numbers`` has a score: the last error, or the time budget."""
+    ours = set(numbers)
+    errors = [
+        t.user_attrs["error"]
+        for t in study.get_trials(deepcopy=False)
+        if t.number in ours and "error" in t.user_attrs
+    ]
+    if errors:
+        return f"every search trial failed; the last one: {errors[-1]}"
+    return (
+        "no search trial finished within the time budget; raise search.time_budget "
+        "or choose cheaper families in model.families"
+    )
 
 
 def record(
@@ -263,17 +280,6 @@ def record(
     kept.append(Kept(trial.number, family, values, outcome))
     kept.sort(key=lambda k: k.outcome.score, reverse=True)
     del kept[keep:]
-
-
-def build_sampler(cfg: Any) -> optuna.samplers.BaseSampler:
-    """The configured sampler; grid search needs one space, so it is refused here."""
-    sampler = build(cfg.sampler)
-    if not isinstance(sampler, optuna.samplers.BaseSampler):
-        raise AutomlError(
-            f"search.sampler {cfg.sampler._target_} needs a fixed space; model=auto "
-            "searches several families: use search=tpe or search=random"
-        )
-    return sampler
 
 
 def trial_table(study: optuna.Study, numbers: list[int]) -> pd.DataFrame:

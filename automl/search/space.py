@@ -44,7 +44,15 @@ def grid_values(spec: dict[str, Any], points: int) -> list[Any]:
     return [float(v) for v in values]
 
 
+class GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler for an ask-and-tell search: the search asks ``is_exhausted``
+    when to stop (Optuna's own calls ``study.stop``, which only ``optimize`` allows)."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        """Nothing: the search loop stops when the grid is exhausted."""
+
+
 def grid_sampler(space: dict[str, Any], points: int = 3, seed: int | None = None) -> Any:
-    """An Optuna GridSampler over the model's space (for ``search=grid``)."""
+    """A grid sampler over the family's space (for ``search=grid``)."""
     grid = {name: grid_values(spec, points) for name, spec in space.items()}
-    return optuna.samplers.GridSampler(grid, seed=seed)
+    return GridSampler(grid, seed=seed)

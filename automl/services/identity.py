@@ -2,9 +2,10 @@
 
 A key is ``ak_<id>_<secret>``; only the SHA-256 of the whole key is stored (keys are 256
 random bits, so a fast hash is safe) and the id finds its row. Each user has at most one
-role per project: ``viewer`` (list, metadata, predict), ``editor`` (also feedback) or
-``admin`` (also the project's audit log). Every management action is written to
-``audit``.
+role per project: ``viewer`` (list, metadata, predict), ``editor`` (also feedback and
+registry changes: promote, unalias, delete) or ``admin`` (also the project's audit log).
+Every management action, and every registry change, is written to ``audit`` with who
+made it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
@@ -36,6 +38,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from automl.errors import AutomlError
 
 ROLES = ("viewer", "editor", "admin")  # each includes the rights of the ones before it
+MODEL_ACTIONS = ("promote", "unalias", "delete_version")  # registry changes: target = model
 
 
 def utcnow() -> str:
@@ -92,7 +95,7 @@ class Audit(Base):
 
 @dataclass(frozen=True)
 class Caller:
-    """Who a key belongs to and their role per project."""
+    """Who is acting (the owner of an API key, or a named user) and their role per project."""
 
     user: str
     key_id: str
@@ -101,6 +104,16 @@ class Caller:
     def can(self, project: str, role: str) -> bool:
         have = self.roles.get(project)
         return have is not None and ROLES.index(have) >= ROLES.index(role)
+
+
+class AccessDenied(AutomlError):
+    """An identity without the role an action needs (the same message whether the target
+    exists or not)."""
+
+
+def denied(user: str, role: str, what: str) -> AccessDenied:
+    """The one wording of a refusal: ``no <role> access to <what> for user '<user>'``."""
+    return AccessDenied(f"no {role} access to {what} for user '{user}'")
 
 
 def digest(key: str) -> str:
@@ -150,12 +163,27 @@ class AuthStore:
             if not hmac.compare_digest(row.key_hash, digest(key)):
                 return None
             user = db.get(User, row.user_id)
-            roles = db.execute(
-                select(Project.name, Role.role)
-                .join(Role, Role.project_id == Project.id)
-                .where(Role.user_id == row.user_id)
-            ).all()
-            return Caller(user.name, row.key_id, {p: r for p, r in roles})
+            return Caller(user.name, row.key_id, roles_of(db, row.user_id))
+
+    def require(self, user: str, project: str, role: str) -> None:
+        """``AccessDenied`` unless ``user`` has ``role`` (or more) on ``project``.
+
+        A project this store does not manage (never added) has no roles to check: the
+        registry of a machine without a server setup stays usable; its changes are
+        still audited.
+        """
+        with Session(self.engine) as db:
+            if db.scalars(select(Project).where(Project.name == project)).first() is None:
+                return
+            found = db.scalars(select(User).where(User.name == user)).first()
+            roles = {} if found is None else roles_of(db, found.id)
+        if not Caller(user, "", roles).can(project, role):
+            raise denied(user, role, f"project '{project}'")
+
+    def record(self, actor: str, action: str, target: str, **details: Any) -> None:
+        """Write one action to the audit log (its own transaction)."""
+        with Session(self.engine) as db, db.begin():
+            self.audit(db, actor, action, target, **details)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -267,11 +295,20 @@ class AuthStore:
             return [{"user": u, "project": p, "role": r} for u, p, r in rows]
 
     def audit_log(self, project: str | None = None, last: int = 50) -> list[dict[str, Any]]:
-        """The newest ``last`` audit entries (those naming ``project`` when given)."""
+        """The newest ``last`` audit entries (those of ``project`` when given: the project
+        itself, ``user@project`` roles and the project's models ``project.<dataset>``)."""
         with Session(self.engine) as db:
             query = select(Audit).order_by(Audit.id.desc()).limit(last)
             if project is not None:
-                query = query.where((Audit.target == project) | Audit.target.like(f"%@{project}"))
+                escaped = re.sub(r"([\\%_])", r"\\\1", project)
+                query = query.where(
+                    (Audit.target == project)
+                    | Audit.target.like(f"%@{escaped}", escape="\\")
+                    | (
+                        Audit.action.in_(MODEL_ACTIONS)
+                        & Audit.target.like(f"{escaped}.%", escape="\\")
+                    )
+                )
             return [
                 {
                     "ts": a.ts,
@@ -290,6 +327,23 @@ class AuthStore:
     @staticmethod
     def project_row(db: Session, name: str) -> Project:
         return named(db, Project, name, "project")
+
+
+def roles_of(db: Session, user_id: int) -> dict[str, str]:
+    """``{project: role}`` of one user."""
+    rows = db.execute(
+        select(Project.name, Role.role)
+        .join(Role, Role.project_id == Project.id)
+        .where(Role.user_id == user_id)
+    ).all()
+    return {p: r for p, r in rows}
+
+
+def default_url() -> str:
+    """``auth.url`` of the packaged serve config, so the CLIs and the server agree."""
+    from automl.config import compose_config
+
+    return compose_config("automl.conf.apps", "serve").auth.url
 
 
 def named(db: Session, table: type, name: str, kind: str) -> Any:

@@ -4,9 +4,8 @@ set YAML with its inferred contract, the rejects and the profile report."""
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,14 @@ import pyarrow.parquet as pq
 import yaml
 from tqdm import tqdm
 
+from automl.atomic import discard, publish, staged, temp_path, write_text
 from automl.config import to_plain
+from automl.data.bad_rows import FAIL, QUARANTINE, check_on_bad_rows
 from automl.data.dataset import infer_task
 from automl.errors import ConfigError, DataError
 from automl.ingest.infer import ColumnKind, Limits, RunningStats, coerce, contract_columns
 from automl.ingest.infer import infer_kinds as infer_all
+from automl.io import read_chunks
 
 log = logging.getLogger(__name__)
 ARROW_TYPES = {
@@ -36,14 +38,12 @@ TRUTHY = ("1", "1.0", "yes", "y", "true", "t")
 
 
 class CanonicalWriter:
-    """The typed copy, written chunk by chunk to a temp file and renamed at the end."""
+    """The typed copy, written chunk by chunk to a temp file and renamed at the end (with
+    the column types of ``schema``: Parquet stores them, JSON lines cannot)."""
 
     def __init__(self, path: Path, schema: pa.Schema, fmt: str) -> None:
         self.path, self.schema, self.fmt = path, schema, fmt
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temp_path(path)
         self.parquet = pq.ParquetWriter(self.tmp, schema) if fmt == "parquet" else None
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -57,13 +57,12 @@ class CanonicalWriter:
     def commit(self) -> Path:
         if self.parquet is not None:
             self.parquet.close()
-        os.replace(self.tmp, self.path)
-        return self.path
+        return publish(self.tmp, self.path)
 
     def abort(self) -> None:
         if self.parquet is not None:
             self.parquet.close()
-        self.tmp.unlink(missing_ok=True)
+        discard(self.tmp)
 
 
 def arrow_schema(kinds: dict[str, ColumnKind], sample: pd.DataFrame) -> pa.Schema:
@@ -112,12 +111,11 @@ def ingest(cfg: Any) -> dict[str, Any]:
     from automl.ingest.readers import open_table
 
     started = time.perf_counter()
-    if cfg.on_bad_rows not in ("fail", "skip", "quarantine"):
-        raise ConfigError(f"on_bad_rows must be fail, skip or quarantine, not '{cfg.on_bad_rows}'")
+    on_bad_rows = check_on_bad_rows(cfg.on_bad_rows)
     if cfg.output_format not in ("parquet", "jsonl"):
         raise ConfigError(f"output_format must be parquet or jsonl, not '{cfg.output_format}'")
     conf_dir = Path(cfg.conf_dir).expanduser()
-    table = open_table(cfg.input, to_plain(cfg.read), cfg.paths.cache_dir, cfg.on_bad_rows)
+    table = open_table(cfg.input, cfg.formats, to_plain(cfg.read), cfg.paths.cache_dir, on_bad_rows)
     sample = table.sample(cfg.sample_rows)
     sample.columns = [str(c) for c in sample.columns]
     target = cfg.target
@@ -137,7 +135,7 @@ def ingest(cfg: Any) -> dict[str, Any]:
         log.info("column %-28s %-12s %s%s", col, kind.kind, kind.reason, note)
 
     data_dir = conf_dir / "data"
-    suffix = "parquet" if cfg.output_format == "parquet" else "jsonl"
+    suffix = cfg.formats[cfg.output_format].suffixes[0]
     writer = CanonicalWriter(
         data_dir / f"{cfg.name}.{suffix}", arrow_schema(kinds, sample), cfg.output_format
     )
@@ -153,12 +151,12 @@ def ingest(cfg: Any) -> dict[str, Any]:
             typed, reasons = coerce(chunk, kinds)
             bad = (reasons != "").to_numpy()
             if bad.any():
-                if cfg.on_bad_rows == "fail":
+                if on_bad_rows == FAIL:
                     raise DataError(
                         f"{cfg.input}: {first_rejects(reasons, chunk)}; set "
                         "on_bad_rows=quarantine to set such rows aside"
                     )
-                if cfg.on_bad_rows == "quarantine":
+                if on_bad_rows == QUARANTINE:
                     rejects.append(chunk[bad].astype(str).assign(reason=reasons[bad]))
                 typed = typed[~bad]
             counts["read"] += len(chunk)
@@ -180,7 +178,7 @@ def ingest(cfg: Any) -> dict[str, Any]:
 
     for bad_row in table.bad_rows:
         counts["rejected"] += 1
-        if cfg.on_bad_rows == "quarantine":
+        if on_bad_rows == QUARANTINE:
             frame = pd.DataFrame(
                 [{"raw": bad_row["raw"], "reason": bad_row["reason"]}], index=[bad_row["row"]]
             )
@@ -188,13 +186,14 @@ def ingest(cfg: Any) -> dict[str, Any]:
     rejects_path = None
     if rejects:
         rejects_path = data_dir / f"{cfg.name}.rejects.csv"
-        pd.concat(rejects).rename_axis("row").to_csv(rejects_path)
+        with staged(rejects_path) as tmp:
+            pd.concat(rejects).rename_axis("row").to_csv(tmp)
     if counts["rejected"]:
         log.warning(
             "%s: %d row(s) rejected (%s)%s",
             cfg.input,
             counts["rejected"],
-            cfg.on_bad_rows,
+            on_bad_rows,
             f", see {rejects_path}" if rejects_path else "",
         )
 
@@ -208,9 +207,9 @@ def ingest(cfg: Any) -> dict[str, Any]:
 
     report = {}
     if cfg.report.enabled:
-        from automl.ingest.report import write_report
+        from automl.ingest.profile_report import write_report
 
-        report_frame = read_back(data_path, cfg.output_format, cfg.report.max_rows)
+        report_frame = read_back(data_path, cfg.formats, cfg.report.max_rows)
         report = write_report(
             report_frame,
             kinds,
@@ -244,12 +243,10 @@ def ingest(cfg: Any) -> dict[str, Any]:
     return summary
 
 
-def read_back(path: Path, fmt: str, rows: int) -> pd.DataFrame:
-    """The first ``rows`` rows of the canonical copy."""
-    if fmt == "parquet":
-        batches = pq.ParquetFile(path).iter_batches(batch_size=rows)
-        return next(batches).to_pandas()
-    return next(pd.read_json(path, lines=True, chunksize=rows))
+def read_back(path: Path, formats: Any, rows: int) -> pd.DataFrame:
+    """The first ``rows`` rows of the canonical copy (read with its format's ``stream``)."""
+    with closing(read_chunks(path, formats, rows)) as chunks:
+        return next(chunks)
 
 
 def dataset_spec(
@@ -263,11 +260,7 @@ def dataset_spec(
     classes: pd.Series,
 ) -> dict[str, Any]:
     """The data set YAML as a dict: the training job loads it unchanged."""
-    reader = (
-        {"_target_": "pandas.read_parquet", "_partial_": True}
-        if cfg.output_format == "parquet"
-        else {"_target_": "pandas.read_json", "_partial_": True, "lines": True}
-    )
+    reader = to_plain(cfg.formats[cfg.output_format].read)  # the format's pandas reader
     spec: dict[str, Any] = {
         "name": cfg.name,
         "description": f"Ingested from {cfg.input} ({stats.rows} rows) by automl.ingest",
@@ -317,9 +310,4 @@ def write_yaml(
         for c, k in kinds.items()
     ]
     body = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as out:
-        out.write("\n".join(lines) + "\n" + body)
-    os.replace(tmp, path)
-    return path
+    return write_text(path, "\n".join(lines) + "\n" + body)

@@ -2,10 +2,11 @@
 
 The file is read in chunks with predict's readers (``formats``), each chunk cleaned and
 checked against the model's contract as predict does (rows that break it are counted
-with their reasons, not fatal), the valid rows scored; then ``check_drift`` (and
-``check_performance`` when the input has the target column) runs on them, the report is
-written (``report.json``, ``report.html``), alerts are sent and the exit status is
-``monitoring.exit_codes[status]``.
+with their reasons, not fatal), the valid rows scored; then :func:`verdict` (drift, and
+performance when the input has the target column) runs on them, the report is written
+(``report.json``, ``report.html``), alerts are sent and the exit status is
+``monitoring.exit_codes[status]``. The server's ``GET /v1/models/{name}/monitoring``
+gives the same verdict on its prediction log.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from automl.data.dataset import clean
 from automl.errors import DataError
 from automl.io import read_chunks
 from automl.monitoring.alerts import Alerter
-from automl.monitoring.drift import check_drift, check_performance, load_monitoring, worst
-from automl.monitoring.report import write_report
+from automl.monitoring.drift import check_drift, check_performance, worst
+from automl.monitoring.drift_report import write_report
 from automl.services.scoring import ChunkScorer
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 def read_window(model: Any, path: Path, formats: Any, chunk_size: int) -> tuple[pd.DataFrame, dict]:
     """The valid rows of ``path``, typed, with the model's scores and a ``label`` column
     when the input has the target; and what was read (rows, rejected rows and reasons)."""
-    scorer = ChunkScorer(model, keep_columns=False, on_bad_rows="reject")
+    scorer = ChunkScorer(model, keep_columns=False, on_bad_rows="quarantine")
     target = model.manifest["target"]
     parts, reasons, rows, labelled = [], [], 0, False
     with closing(read_chunks(path, formats, chunk_size)) as chunks:
@@ -66,20 +67,19 @@ def read_window(model: Any, path: Path, formats: Any, chunk_size: int) -> tuple[
     return pd.concat(parts), read
 
 
-def monitor_file(cfg: Any, out_dir: Path) -> dict[str, Any]:
-    """Check ``cfg.input`` against ``cfg.model``'s reference; the report (with its
-    ``exit_code``), written to ``cfg.output`` or ``out_dir``."""
-    settings = load_monitoring(cfg.monitoring, list(cfg.set))
-    model = load_model(cfg.model)
-    path = Path(cfg.input).expanduser()
-    window, read = read_window(model, path, cfg.formats, int(cfg.chunk_size))
+def verdict(model: Any, window: pd.DataFrame, settings: Any, read: dict | None = None) -> dict:
+    """The monitoring verdict of ``window`` (``model``'s input rows, typed, with its scores
+    and a ``label`` column where true labels are known) against the model's reference:
+    ``status`` (the worst of every check), ``signals``, ``drift`` and, with labels,
+    ``performance``. ``read`` (rows read and rejected by the contract) adds the
+    ``drift.rejected_rows`` rule. The batch monitor and the server both call this."""
     drift = check_drift(model, window, settings)
     status, signals = drift["status"], list(drift["signals"])
     rule = settings.drift.rejected_rows
-    if read["rows_rejected"] > rule.max_share * read["rows_read"]:
+    if read is not None and read["rows_rejected"] > rule.max_share * read["rows_read"]:
         status = worst(status, rule.status)
         signals.append("rows:rejected")
-    report: dict[str, Any] = {"model": str(cfg.model), "input": read, "drift": drift}
+    report: dict[str, Any] = {"drift": drift}
     if "label" in window.columns:
         performance = check_performance(
             model.manifest.get("metrics", {}),
@@ -91,12 +91,20 @@ def monitor_file(cfg: Any, out_dir: Path) -> dict[str, Any]:
         status = worst(status, performance["status"])
         signals += performance["signals"]
         report["performance"] = performance
-    report = {
-        "status": status,
-        "signals": signals,
-        "exit_code": int(settings.exit_codes[status]),
-        **report,
-    }
+    return {"status": status, "signals": signals, **report}
+
+
+def monitor_file(cfg: Any, out_dir: Path) -> dict[str, Any]:
+    """Check ``cfg.input`` against ``cfg.model``'s reference; the report (with its
+    ``exit_code``), written to ``cfg.output`` or ``out_dir``."""
+    settings = cfg.monitoring
+    model = load_model(cfg.model)
+    path = Path(cfg.input).expanduser()
+    window, read = read_window(model, path, cfg.formats, int(cfg.chunk_size))
+    found = verdict(model, window, settings, read)
+    status, signals, drift = found["status"], found["signals"], found["drift"]
+    head = {"status": status, "signals": signals, "exit_code": int(settings.exit_codes[status])}
+    report = head | {"model": str(cfg.model), "input": read} | found  # keys in this order
     out = Path(cfg.output).expanduser() if cfg.get("output") else out_dir
     json_path, html_path = write_report(report, out, f"Monitoring: {cfg.model} on {path.name}")
     if cfg.alerts:

@@ -1,11 +1,12 @@
 """Score a file in chunks: read, check against the model's contract, predict, write.
 
-The input is streamed ``chunk_size`` rows at a time (``formats.<suffix>.stream``). Each
-chunk is cleaned as in training and checked against the model's input contract; rows
-that break it go to the rejects file with a ``reason`` (or stop the job when
-``on_bad_rows=fail``), the others are scored. ``n_jobs`` threads score chunks at once
+The input is streamed ``chunk_size`` rows at a time (its format's ``stream`` in
+``formats``). Each chunk is cleaned as in training and checked against the model's input
+contract; rows that break it are handled as ``on_bad_rows`` says (``automl.data.bad_rows``:
+quarantine: to the rejects file with a ``reason``; skip: dropped and counted; fail: the
+job stops), the others are scored. ``n_jobs`` threads score chunks at once
 (at most ``n_jobs + 1`` chunks in memory) and the results are written in input order
-(``formats.<suffix>.append``). Output and rejects are written to temp files beside them
+(the output format's ``append``). Output and rejects are written to temp files beside them
 and renamed into place at the end; on any failure both are removed and no output exists.
 """
 
@@ -27,21 +28,29 @@ import pandas as pd
 from tqdm import tqdm
 
 from automl.bundle.model import Model, load_model
+from automl.data.bad_rows import FAIL, QUARANTINE, check_on_bad_rows
 from automl.data.dataset import clean
 from automl.errors import ConfigError, ContractError
-from automl.io import StagedFile, count_rows, format_name, read_chunks, split_suffix
+from automl.io import (
+    StagedFile,
+    count_rows,
+    format_callable,
+    format_name,
+    read_chunks,
+    split_suffix,
+)
 
 log = logging.getLogger(__name__)
-ON_BAD_ROWS = ("reject", "fail")
 
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """What a batch scoring job did: every row read is either scored or rejected."""
+    """What a batch scoring job did: every row read is either scored or rejected (and
+    then quarantined in ``rejects``, or skipped)."""
 
     input: Path
     output: Path
-    rejects: Path | None  # None when no row was rejected (no rejects file is written)
+    rejects: Path | None  # None when no row was quarantined (no rejects file is written)
     rows_read: int
     rows_scored: int
     rows_rejected: int
@@ -62,9 +71,9 @@ class BatchSummary:
             f"read {self.rows_read} rows from {self.input}: {self.rows_scored} scored -> "
             f"{self.output}, {self.rows_rejected} rejected"
         )
-        if self.rejects is not None:
+        if self.rows_rejected:
             top = ", ".join(f"{why} ({n}x)" for why, n in list(self.reasons.items())[:5])
-            text += f" -> {self.rejects} ({top})"
+            text += f" -> {self.rejects or 'skipped'} ({top})"
         return f"{text}; {self.seconds:.2f} s, {self.rows_per_second:,.0f} rows/s"
 
 
@@ -87,14 +96,18 @@ def free_name(name: str, taken: Any) -> str:
 
 
 class ChunkScorer:
-    """Cleans, checks and scores one chunk (thread-safe: it keeps no state per chunk)."""
+    """Cleans, checks and scores one chunk (thread-safe: it keeps no state per chunk).
+
+    ``on_bad_rows`` (checked by the caller): with ``fail`` the first bad row raises;
+    otherwise bad rows come back apart, with their reasons.
+    """
 
     def __init__(self, model: Model, keep_columns: bool, on_bad_rows: str) -> None:
         self.model = model
         self.contract = model.input_contract
         self.clean_spec = model.manifest["clean"]
         self.keep_columns = keep_columns
-        self.fail = on_bad_rows == "fail"
+        self.fail = on_bad_rows == FAIL
         self.required = [c for c, v in self.contract.columns.items() if v.required]
         self.unique = [c for c, v in self.contract.columns.items() if v.unique]
         columns = ["prediction"]
@@ -152,13 +165,22 @@ def rejected_rows(raw: pd.DataFrame, reasons: pd.Series) -> pd.DataFrame:
 
 
 class Writer:
-    """Writes scored chunks in order to the output, rejected rows to the rejects file."""
+    """Writes scored chunks in order to the output; rejected rows are counted, and written
+    to the rejects file when ``quarantine``."""
 
     def __init__(
-        self, output: Path, rejects: Path, formats: Any, scorer: ChunkScorer, bar: tqdm
+        self,
+        output: Path,
+        rejects: Path,
+        formats: Any,
+        scorer: ChunkScorer,
+        bar: tqdm,
+        quarantine: bool = True,
     ) -> None:
         self.output = StagedFile(output, formats)
         self.rejects_path = rejects
+        self.quarantine = quarantine
+        self.rejected = 0
         self.formats = formats
         self.rejects: StagedFile | None = None
         self.scorer = scorer
@@ -176,10 +198,12 @@ class Writer:
         self.columns = conform(self.columns, scored, "output")
         self.output.write(scored.reindex(columns=self.columns))
         if rejected is not None and len(rejected):
-            if self.rejects is None:
-                self.rejects = StagedFile(self.rejects_path, self.formats)
-            self.reject_columns = conform(self.reject_columns, rejected, "rejects")
-            self.rejects.write(rejected.reindex(columns=self.reject_columns))
+            self.rejected += len(rejected)
+            if self.quarantine:
+                if self.rejects is None:
+                    self.rejects = StagedFile(self.rejects_path, self.formats)
+                self.reject_columns = conform(self.reject_columns, rejected, "rejects")
+                self.rejects.write(rejected.reindex(columns=self.reject_columns))
             self.reasons.append(rejected.iloc[:, -1].str.split("; ").explode().value_counts())
         self.rows += chunk.rows
         self.bar.update(chunk.rows)
@@ -209,7 +233,7 @@ class Writer:
         if self.rejects is not None:
             rejects = self.rejects.commit()
         elif self.rejects_path.exists():
-            log.info("removing '%s' (an earlier run's): no row was rejected", self.rejects_path)
+            log.info("removing '%s' (an earlier run's): no row was quarantined", self.rejects_path)
             self.rejects_path.unlink()
         self.output.commit()
         return rejects
@@ -268,9 +292,7 @@ def settings(cfg: Any) -> tuple[int, int, str]:
         raise ConfigError(f"chunk_size must be at least 1, got {chunk_size}")
     if n_jobs < 1:
         raise ConfigError(f"n_jobs must be at least 1, got {n_jobs}")
-    if cfg.on_bad_rows not in ON_BAD_ROWS:
-        raise ConfigError(f"on_bad_rows must be one of {ON_BAD_ROWS}, got '{cfg.on_bad_rows}'")
-    return chunk_size, n_jobs, str(cfg.on_bad_rows)
+    return chunk_size, n_jobs, check_on_bad_rows(cfg.on_bad_rows)
 
 
 def rejects_path(cfg: Any, output: Path) -> Path:
@@ -290,8 +312,10 @@ def predict_file(cfg: Any) -> BatchSummary:
     """Score ``cfg.input`` with the model at ``cfg.model`` in chunks; returns a summary."""
     chunk_size, n_jobs, on_bad_rows = settings(cfg)
     source, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
-    format_name(output, cfg.formats)
+    quarantine = on_bad_rows == QUARANTINE
     rejects = rejects_path(cfg, output)
+    for path in [output, rejects] if quarantine else [output]:  # writable: checked now
+        format_callable(cfg.formats, format_name(path, cfg.formats), "append")
     model = load_model(cfg.model)
     if n_jobs > 1:
         one_thread_each(model.pipeline)
@@ -311,7 +335,7 @@ def predict_file(cfg: Any) -> BatchSummary:
     ):
         first = next(chunks)
         scorer.check_columns(first)  # before any output exists
-        writer = Writer(output, rejects, cfg.formats, scorer, bar)
+        writer = Writer(output, rejects, cfg.formats, scorer, bar, quarantine)
         try:
             with ThreadPoolExecutor(n_jobs, thread_name_prefix="automl-score") as pool:
                 pending: deque[Future[ScoredChunk]] = deque()
@@ -337,11 +361,12 @@ def predict_file(cfg: Any) -> BatchSummary:
         rejects=rejected,
         rows_read=writer.rows,
         rows_scored=writer.output.rows,
-        rows_rejected=writer.rejects.rows if writer.rejects is not None else 0,
+        rows_rejected=writer.rejected,
         seconds=round(time.perf_counter() - started, 3),
         reasons=reasons,
     )
     if summary.rows_rejected:
-        log.warning("%d rows break the contract, written to %s", summary.rows_rejected, rejected)
+        where = f"written to {rejected}" if rejected is not None else "skipped (on_bad_rows=skip)"
+        log.warning("%d rows break the contract, %s", summary.rows_rejected, where)
     log.info("%s (model %s)", summary, cfg.model)
     return summary

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from automl.bundle.model import Model, fingerprint, library_versions
@@ -18,46 +17,27 @@ from automl.bundle.registry import Registry
 from automl.config import build, to_plain
 from automl.data.dataset import Dataset, load_dataset
 from automl.evaluation import evaluate, save_plots
-from automl.features import build_features
-from automl.models import build_model, model_param_prefix, model_space
 from automl.monitoring.profile import build_profile
-from automl.search import run_search
-from automl.search.auto import fit_auto, start_pool
-from automl.search.study import Fitted
+from automl.search import fit_search, start_pool
 
 log = logging.getLogger(__name__)
-
-
-def build_pipeline(cfg: DictConfig, task: str) -> Pipeline:
-    """The untrained pipeline: feature ColumnTransformer, then the model family's estimator."""
-    model = build_model(cfg.model, task, cfg.seed)
-    return Pipeline([("features", build_features(cfg.features)), ("model", model)])
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run the whole training job and write its artifacts under ``run_dir``.
 
     Returns the metrics. The bundle (``model/``) and ``metrics.json`` are written last,
-    so a failed run never looks complete. With ``model=auto`` the time budget bounds
-    the whole job.
+    so a failed run never looks complete. ``search.time_budget`` bounds the whole job.
     """
     started = time.perf_counter()
-    auto = bool(cfg.model.families)
-    budget = cfg.search.time_budget if auto else None
+    budget = cfg.search.time_budget
     deadline = None if budget is None else time.monotonic() + budget
-    pool = start_pool(cfg) if auto else None
-    try:
+    with start_pool(cfg) as pool:  # worker processes import while the data loads
         data = load_dataset(cfg.dataset, cfg.evaluation, cfg.seed)
         X, y = data.xy(data.train)
-        if pool is None:
-            fitted = fit_single(cfg, data, X, y)
-        else:
-            fitted = fit_auto(
-                cfg, pool, X, y, task=data.task, classes=data.classes, deadline=deadline
-            )
-    finally:
-        if pool is not None:
-            pool.close(kill=True)
+        fitted = fit_search(
+            cfg, pool, X, y, task=data.task, classes=data.classes, deadline=deadline
+        )
     final = fitted.estimator
     log.info("model fitted in %.1fs; evaluating and saving it", time.perf_counter() - started)
     X_test, y_test = data.xy(data.test)
@@ -99,28 +79,6 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
     )
     return metrics
-
-
-def fit_single(cfg: DictConfig, data: Dataset, X: Any, y: Any) -> Fitted:
-    """Search one family's space by CV, then refit the best parameters on all rows."""
-    pipeline = build_pipeline(cfg, data.task)
-    spaces = {
-        model_param_prefix(pipeline[-1]): model_space(cfg.model, data.task),
-        "features__": to_plain(cfg.features.space),
-    }
-    search = run_search(
-        pipeline,
-        {k: v for k, v in spaces.items() if v},
-        X,
-        y,
-        task=data.task,
-        scoring=cfg.evaluation.cv_metric[data.task],
-        cfg=cfg.search,
-        n_folds=cfg.evaluation.cv_folds,
-        seed=cfg.seed,
-    )
-    final = clone(pipeline).set_params(**search.best_params).fit(X, y)
-    return Fitted(final, search.best_params, search.best_score, search.trials)
 
 
 def reference_profile(cfg: DictConfig, data: Dataset, pipeline: Pipeline, X: Any) -> dict:

@@ -1,4 +1,5 @@
-"""Request bodies to records: JSON (one record, a list, or ``{"columns", "data"}``) or CSV.
+"""Request bodies to records: JSON (one record, a list, or ``{"columns", "data"}``) or CSV,
+read with a size limit.
 
 Every way a body can be wrong is an ``ApiError`` with a 4xx status and a message that
 says what to send instead; nothing here raises anything else.
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from starlette.requests import Request
 
 SCALARS = (str, int, float, bool, type(None))
 FORMS = 'one record {"col": value, ...}, a list of records, or {"columns": [...], "data": [[...]]}'
@@ -117,3 +119,17 @@ def parse_csv(body: bytes) -> list[dict]:
     if frame.columns.duplicated().any() or any(str(c).startswith("Unnamed: ") for c in frame):
         raise ApiError(400, "malformed CSV: the header must name every column once")
     return frame.to_dict("records")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, or 413 as soon as it is known to be larger than ``limit`` bytes."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise ApiError(413, f"the body has {length} bytes; at most {limit} (split the batch)")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the body is larger than {limit} bytes (split the batch)")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,21 +1,26 @@
-"""``model=auto``: search every family, ensemble the best trials, refit on all rows.
+"""Training's one search path: folds, the portfolio search, the ensemble, the refit.
 
-The flow: folds (CV, or one holdout split for large data) -> the portfolio search in
-worker processes -> greedy ensemble selection on the kept out-of-fold predictions ->
-optionally a tuned decision threshold -> the chosen members refit on all training rows.
-The ensemble replaces the best single trial only when it scores better out of fold, and
-only when its refit fits in the time left.
+Every model config takes it. The families taking part come from the model node: those
+named in ``model.families`` among ``model.candidates`` (``model=auto``), or the node
+itself when it has no candidates (``model=lgbm``: a portfolio of one). The flow: folds
+(CV, or one holdout split for large data) -> the portfolio search -> greedy ensemble
+selection on the kept out-of-fold predictions (``search.ensemble.size``; 0: the best
+trial alone) -> optionally a tuned decision threshold -> the chosen members refit on all
+training rows. The ensemble replaces the best single trial only when it scores better out
+of fold, and only when its refit fits in the time left.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils.class_weight import compute_sample_weight
 from threadpoolctl import threadpool_limits
@@ -24,34 +29,50 @@ from automl.config import to_plain
 from automl.errors import ConfigError
 from automl.features import build_features
 from automl.models import build_model, model_param_prefix, model_space
-from automl.models.ensemble import WeightedEnsemble, select_ensemble, tune_threshold
-from automl.search.pool import TrialData, TrialPool, refit_estimate, score_predictions
+from automl.models.ensemble import ensemble_of, select_ensemble, tune_threshold
+from automl.models.fitting import fit, score_predictions
+from automl.search.pool import InlinePool, TrialData, TrialPool, open_pool, refit_estimate
 from automl.search.portfolio import Family, Kept, make_family, run_portfolio
-from automl.search.study import Fitted, cv_folds
 
 log = logging.getLogger(__name__)
 
 
-def start_pool(cfg: DictConfig) -> TrialPool:
-    """Worker processes for the trials, started early so they import while data loads."""
-    modules = {
-        str(node._target_).rsplit(".", 1)[0]
-        for name in families_of(cfg)
-        for node in (cfg.model.candidates[name].classifier, cfg.model.candidates[name].regressor)
-        if node is not None
-    }
-    return TrialPool(max(1, cfg.search.n_jobs), sorted(modules))
+@dataclass
+class Fitted:
+    """A trained model and what its search found: parameters, CV score, trials, and
+    tables of its own (per family, ensemble members)."""
+
+    estimator: Any
+    params: dict[str, Any]
+    cv_score: float
+    trials: pd.DataFrame
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def families_of(cfg: DictConfig) -> list[str]:
-    """The families taking part, checked against ``model.candidates``."""
-    unknown = [n for n in cfg.model.families if n not in cfg.model.candidates]
+def families_of(model: DictConfig) -> dict[str, DictConfig]:
+    """The families taking part, by name, in ``model.families`` order (all candidates
+    when it is empty); a model node without candidates is its own single family."""
+    candidates = dict(model.candidates) or {model.name: model}
+    names = list(model.families or candidates)
+    unknown = [name for name in names if name not in candidates]
     if unknown:
         raise ConfigError(
             f"model.families names {unknown}, which are not in model.candidates "
-            f"({', '.join(cfg.model.candidates)})"
+            f"({', '.join(candidates)})"
         )
-    return list(cfg.model.families)
+    return {name: candidates[name] for name in names}
+
+
+def start_pool(cfg: DictConfig) -> InlinePool | TrialPool:
+    """Where the trials will run, started early so workers import while data loads."""
+    modules = {
+        str(node._target_).rsplit(".", 1)[0]
+        for family in families_of(cfg.model).values()
+        for node in (family.classifier, family.regressor)
+        if node is not None
+    }
+    stoppable = cfg.search.time_budget is not None
+    return open_pool(max(1, cfg.search.n_jobs), stoppable, sorted(modules))
 
 
 def make_families(cfg: DictConfig, task: str, threads: int) -> dict[str, Family]:
@@ -59,8 +80,7 @@ def make_families(cfg: DictConfig, task: str, threads: int) -> dict[str, Family]
     cfg = cfg.copy()
     cfg.n_jobs = threads
     families = {}
-    for name in families_of(cfg):
-        model_cfg = cfg.model.candidates[name]
+    for name, model_cfg in families_of(cfg.model).items():
         model = build_model(model_cfg, task, cfg.seed)
         pipeline = Pipeline([("features", build_features(cfg.features)), ("model", model)])
         prefix = model_param_prefix(model)
@@ -70,16 +90,22 @@ def make_families(cfg: DictConfig, task: str, threads: int) -> dict[str, Family]
     return families
 
 
+def cv_folds(task: str, n_splits: int, seed: int) -> KFold | StratifiedKFold:
+    """Stratified folds for classification, plain shuffled folds for regression."""
+    kind = KFold if task == "regression" else StratifiedKFold
+    return kind(n_splits=n_splits, shuffle=True, random_state=seed)
+
+
 def split_rows(cfg: DictConfig, task: str, X: pd.DataFrame, y: np.ndarray) -> list[tuple]:
-    """CV folds, or one holdout split when the data is large for the time budget."""
+    """CV folds, or one holdout split when the data is large (for the time budget)."""
     rows = np.arange(len(y))
-    budget = cfg.search.time_budget
-    cells = X.shape[0] * X.shape[1]
-    large = budget is not None and cells > cfg.model.cv_cells_per_second * budget
-    if len(y) > cfg.model.holdout_above or large:
+    search = cfg.search
+    budget = search.time_budget
+    large = budget is not None and X.shape[0] * X.shape[1] > search.cv_cells_per_second * budget
+    if len(y) > search.holdout_above or large:
         stratify = None if task == "regression" else y
         train, valid = train_test_split(
-            rows, test_size=cfg.model.holdout_fraction, random_state=cfg.seed, stratify=stratify
+            rows, test_size=search.holdout_fraction, random_state=cfg.seed, stratify=stratify
         )
         return [(np.sort(train), np.sort(valid))]
     return list(cv_folds(task, cfg.evaluation.cv_folds, cfg.seed).split(rows, y))
@@ -97,9 +123,9 @@ def row_weights(cfg: DictConfig, task: str, y: np.ndarray) -> np.ndarray | None:
     return compute_sample_weight("balanced", y)
 
 
-def fit_auto(
+def fit_search(
     cfg: DictConfig,
-    pool: TrialPool,
+    pool: InlinePool | TrialPool,
     X: pd.DataFrame,
     y: np.ndarray,
     *,
@@ -109,27 +135,25 @@ def fit_auto(
 ) -> Fitted:
     """Search, ensemble and refit; ``deadline`` (``time.monotonic()``) bounds it all."""
     scoring = cfg.evaluation.cv_metric[task]
-    workers = max(1, cfg.search.n_jobs)
+    workers = pool.workers
     threads = max(1, cfg.n_jobs // workers)
     weights = row_weights(cfg, task, y)
-    folds = split_rows(cfg, task, X, y)
-    data = TrialData(X, y, weights, folds, scoring, classes, threads)
+    data = TrialData(X, y, weights, split_rows(cfg, task, X, y), scoring, classes, threads)
     pool.share(data)
     finish = (cfg.search.time_budget or 0) * cfg.search.finish_share
+    families = make_families(cfg, task, threads)
     result = run_portfolio(
-        make_families(cfg, task, threads),
+        families,
         pool,
         cfg=cfg.search,
-        order=families_of(cfg),
-        rank_penalty=cfg.model.rank_penalty,
-        keep=cfg.model.ensemble.candidates,
+        order=list(families),
         deadline=deadline,
         finish_seconds=finish,
     )
     y_oof = y[data.oof_rows]
     select_by = None if deadline is None else deadline - finish / 2
     members, member_weights, score = choose_members(
-        cfg, result.kept, y_oof, scoring, classes, select_by
+        cfg.search.ensemble.size, result.kept, y_oof, scoring, classes, select_by
     )
     refit = refit_estimate([m.outcome for m in members], workers)
     if len(members) > 1 and deadline is not None and time.monotonic() + refit > deadline - finish:
@@ -144,16 +168,15 @@ def fit_auto(
             "decision threshold %.4f: out-of-fold %s %.4f", threshold, cfg.model.threshold, tuned
         )
     # the refit runs like the trials (threads per fit, fits at once): their timings hold
-    families = make_families(cfg, task, threads)
     refit_started = time.monotonic()
-    estimator = WeightedEnsemble(
+    estimator = ensemble_of(
         [families[m.family].build(m.values) for m in members],
         [float(w) for w in member_weights],
         threshold,
         n_jobs=workers,
     )
     with threadpool_limits(limits=threads):
-        estimator.fit(X, y, sample_weight=weights)
+        fit(estimator, X, y, weights)
     log.info("refit of %d member(s): %.1fs", len(members), time.monotonic() - refit_started)
     ensemble = pd.DataFrame(
         {
@@ -175,20 +198,21 @@ def fit_auto(
 
 
 def choose_members(
-    cfg: DictConfig,
+    size: int,
     kept: list[Kept],
     y_oof: np.ndarray,
     scoring: str,
     classes: list[str] | None,
     deadline: float | None = None,
 ) -> tuple[list[Kept], np.ndarray, float]:
-    """The ensemble's members and weights, or the best trial alone when the ensemble
-    does not score better out of fold; with the out-of-fold score of the choice."""
+    """The ensemble's members and weights (``size`` selection rounds), or the best trial
+    alone when the ensemble does not score better out of fold; with the out-of-fold score
+    of the choice."""
     best = score_predictions(scoring, y_oof, kept[0].outcome.oof, classes)
-    if cfg.model.ensemble.size < 1 or len(kept) < 2:
+    if size < 1 or len(kept) < 2:
         return kept[:1], np.array([1.0]), best
     weights, score = select_ensemble(
-        [k.outcome.oof for k in kept], y_oof, scoring, classes, cfg.model.ensemble.size, deadline
+        [k.outcome.oof for k in kept], y_oof, scoring, classes, size, deadline
     )
     if score <= best or np.count_nonzero(weights) < 2:
         return kept[:1], np.array([1.0]), best

@@ -1,5 +1,6 @@
 """The data profile report of `python -m automl.ingest`: profile.html (with PNG plots in
-plots/) and profile.md, written side by side so that a crash leaves no half report.
+plots/) and profile.md, built on the report kit (:mod:`automl.reports`) and published
+together so that a crash leaves no half report.
 
 Contents: a summary, the columns (kind, why, missing %, distinct values, dropped or not),
 missingness, one distribution plot per column, the target's balance, duplicate rows and
@@ -7,24 +8,36 @@ leakage suspects (single columns that nearly predict the target on their own).""
 
 from __future__ import annotations
 
-import html
-import os
 import re
-import shutil
-import struct
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from automl.reports import (
+    COLORS,
+    Html,
+    Image,
+    code,
+    fields,
+    figure,
+    figure_html,
+    figures,
+    margins,
+    number,
+    page,
+    paragraph,
+    percent,
+    plot_label,
+    save_figure,
+    section,
+    staged_report,
+    table,
+)
 
 if TYPE_CHECKING:
     from automl.ingest.infer import ColumnKind
@@ -37,8 +50,9 @@ LEAKAGE_ROWS = 20_000
 LEAKAGE_FOLDS = 3
 TOP_SCORES = 10
 DUPLICATE_EXAMPLES = 5
-DPI = 80
-OWN_PLOTS = re.compile(r"^(missingness|target|dist-\d{3}-[A-Za-z0-9_-]*)\.png$")
+PLOTS = "plots"
+# the files this report owns in its folder (others found there are left alone)
+OWN_FILES = re.compile(rf"{PLOTS}/(missingness|target|dist-\d{{3}}-[A-Za-z0-9_-]*)\.png")
 
 
 # --------------------------------------------------------------------------- findings
@@ -57,15 +71,7 @@ class ColumnInfo:
 
 
 @dataclass
-class Plot:
-    file: str  # relative to the report: plots/<name>.png
-    caption: str
-    width: int = 0
-    height: int = 0
-
-
-@dataclass
-class Profile:
+class DataProfile:
     """Everything the report says, before it is rendered to HTML or Markdown."""
 
     title: str
@@ -74,13 +80,13 @@ class Profile:
     rows: int
     total_rows: int | None
     columns: list[ColumnInfo]
-    missingness_plot: Plot | None = None
-    distributions: list[Plot] = field(default_factory=list)
+    missingness_plot: Image | None = None
+    distributions: list[Image] = field(default_factory=list)
     unplotted: list[str] = field(default_factory=list)
     target_counts: list[tuple[str, int, float]] = field(default_factory=list)  # label, n, share
     target_stats: dict[str, float] = field(default_factory=dict)
     target_missing: int = 0
-    target_plot: Plot | None = None
+    target_plot: Image | None = None
     duplicates: int = 0
     duplicate_examples: list[tuple[int, int]] = field(default_factory=list)  # (row, first seen)
     leakage_threshold: float = 0.98
@@ -112,69 +118,42 @@ def write_report(
 
     ``frame`` is the canonical typed data (possibly the first rows or a sample of a larger
     file: ``total_rows`` is then the size of the whole file, for the report to say so).
-    Everything is written in a temporary folder beside ``out_dir`` and moved into place
-    at the end, the HTML last.
+    Everything is written in a staging folder beside ``out_dir`` and published at the end,
+    the HTML last (:func:`automl.reports.staged_report`).
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        (staging / "plots").mkdir()
-        profile = build_profile(
+    with staged_report(out_dir, last=("profile.md", "profile.html"), owned=OWN_FILES) as root:
+        (root / PLOTS).mkdir()
+        profile = describe_data(
             frame,
             kinds,
             target,
             task,
-            staging / "plots",
+            root,
             title,
             leakage_threshold=leakage_threshold,
             max_plots=max_plots,
             seed=seed,
             total_rows=total_rows,
         )
-        (staging / "profile.md").write_text(render_markdown(profile), encoding="utf-8")
-        (staging / "profile.html").write_text(render_html(profile), encoding="utf-8")
-        publish(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        (root / "profile.md").write_text(render_markdown(profile), encoding="utf-8")
+        (root / "profile.html").write_text(render_html(profile), encoding="utf-8")
     return {"html": out_dir / "profile.html", "markdown": out_dir / "profile.md"}
 
 
-def publish(staging: Path, out_dir: Path) -> None:
-    """Move a finished report from ``staging`` to ``out_dir``: one rename when ``out_dir``
-    is new, else file by file (plots, then Markdown, then HTML), each an atomic replace;
-    plots of an earlier report that the new one no longer uses are removed."""
-    try:
-        staging.rename(out_dir)
-        return
-    except OSError:
-        if not out_dir.is_dir():
-            raise
-    plots = out_dir / "plots"
-    plots.mkdir(exist_ok=True)
-    new = {p.name for p in (staging / "plots").iterdir()}
-    for name in sorted(new):
-        os.replace(staging / "plots" / name, plots / name)
-    os.replace(staging / "profile.md", out_dir / "profile.md")
-    os.replace(staging / "profile.html", out_dir / "profile.html")
-    for old in plots.iterdir():
-        if old.name not in new and OWN_PLOTS.match(old.name):
-            old.unlink(missing_ok=True)
-
-
-def build_profile(
+def describe_data(
     frame: pd.DataFrame,
     kinds: dict[str, ColumnKind],
     target: str,
     task: str,
-    plot_dir: Path,
+    root: Path,
     title: str,
     leakage_threshold: float = 0.98,
     max_plots: int = 40,
     seed: int = 0,
     total_rows: int | None = None,
-) -> Profile:
-    """The findings of the report, with its plots written to ``plot_dir``."""
+) -> DataProfile:
+    """The findings of the report, with its plots written to ``root``/plots/."""
     if task not in ("binary", "multiclass", "regression"):
         raise ValueError(f"task must be binary, multiclass or regression, not {task!r}")
     names = [str(c) for c in frame.columns]
@@ -200,7 +179,7 @@ def build_profile(
                 role="target" if col == target else "dropped" if dropped else "feature",
             )
         )
-    profile = Profile(
+    profile = DataProfile(
         title=title,
         target=target,
         task=task,
@@ -210,9 +189,9 @@ def build_profile(
         leakage_threshold=leakage_threshold,
         seed=seed,
     )
-    profile.missingness_plot = missingness_plot(columns, plot_dir)
-    plot_distributions(profile, frame, kind_of, plot_dir, max_plots)
-    target_balance(profile, frame[target], plot_dir)
+    profile.missingness_plot = missingness_plot(columns, root)
+    plot_distributions(profile, frame, kind_of, root, max_plots)
+    target_balance(profile, frame[target], root)
     duplicate_rows(profile, frame)
     features = [c.name for c in columns if c.role == "feature"]
     leakage(profile, frame, features, kind_of, seed)
@@ -242,49 +221,28 @@ def distinct(series: pd.Series) -> int:
 # --------------------------------------------------------------------------- plots
 
 
-def label(value: Any, width: int = 30) -> str:
-    """A plot label: one line, at most ``width`` characters, no mathtext."""
-    text = " ".join(str(value).split())
-    if len(text) > width:
-        text = text[: width - 1] + "…"
-    return text.replace("$", r"\$")
-
-
-def save(fig: Figure, path: Path, caption: str) -> Plot:
-    """Save ``fig`` (a pyplot-free Figure: nothing to close) as a PNG."""
-    fig.savefig(path, dpi=DPI)
-    fig.clear()
-    with path.open("rb") as f:
-        head = f.read(24)
-    width, height = struct.unpack(">II", head[16:24])
-    return Plot(f"plots/{path.name}", caption, width, height)
-
-
-def margins(fig: Figure, left: float, bottom: float, top: float = 0.4, right: float = 0.25):
-    """Fixed margins in inches (much faster than tight_layout)."""
-    width, height = fig.get_size_inches()
-    fig.subplots_adjust(
-        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height
-    )
+def save(fig: Figure, root: Path, name: str, caption: str) -> Image:
+    """``fig`` as ``plots/<name>.png`` of the report folder ``root``."""
+    return save_figure(fig, root, f"{PLOTS}/{name}.png", caption)
 
 
 def bar_chart(labels: list[str], values: list[float], xlabel: str, title: str) -> Figure:
     """Horizontal bars, first label on top."""
-    fig = Figure(figsize=(6.4, 0.26 * len(labels) + 1.4))
+    fig = figure(6.4, 0.26 * len(labels) + 1.4)
     ax = fig.add_subplot()
     positions = np.arange(len(labels))
-    ax.barh(positions, values, color="#4c72b0")
-    texts = [label(v) for v in labels]
+    ax.barh(positions, values, color=COLORS[0])
+    texts = [plot_label(v) for v in labels]
     ax.set_yticks(positions, texts, fontsize=8)
     ax.invert_yaxis()
     longest = max((len(t) for t in texts), default=1)
     margins(fig, left=min(2.4, 0.3 + 0.065 * longest), bottom=0.55)
     ax.set_xlabel(xlabel)
-    ax.set_title(label(title, 70))
+    ax.set_title(plot_label(title, 70))
     return fig
 
 
-def missingness_plot(columns: list[ColumnInfo], plot_dir: Path) -> Plot:
+def missingness_plot(columns: list[ColumnInfo], root: Path) -> Image:
     shown = sorted(columns, key=lambda c: -c.missing_pct)[:MAX_BAR_COLUMNS]
     shown = [c for c in columns if c in shown]  # keep the data's column order
     fig = bar_chart(
@@ -294,14 +252,14 @@ def missingness_plot(columns: list[ColumnInfo], plot_dir: Path) -> Plot:
     caption = "Missing % per column"
     if len(shown) < len(columns):
         caption += f" (the {len(shown)} columns with the most missing values)"
-    return save(fig, plot_dir / "missingness.png", caption)
+    return save(fig, root, "missingness", caption)
 
 
 def plot_distributions(
-    profile: Profile,
+    profile: DataProfile,
     frame: pd.DataFrame,
     kind_of: dict[str, tuple[str, str]],
-    plot_dir: Path,
+    root: Path,
     max_plots: int,
 ) -> None:
     """One plot per column (the target has its own section), up to ``max_plots``."""
@@ -317,9 +275,8 @@ def plot_distributions(
             profile.unplotted.append(col)
             continue
         slug = re.sub(r"[^A-Za-z0-9_-]+", "_", col)[:40]
-        path = plot_dir / f"dist-{i:03d}-{slug}.png"
         fig, caption = distribution_figure(col, kind, series)
-        profile.distributions.append(save(fig, path, caption))
+        profile.distributions.append(save(fig, root, f"dist-{i:03d}-{slug}", caption))
 
 
 def distribution_figure(col: str, kind: str, series: pd.Series) -> tuple[Figure, str]:
@@ -344,14 +301,14 @@ def distribution_figure(col: str, kind: str, series: pd.Series) -> tuple[Figure,
 
 
 def histogram(values: np.ndarray, title: str, xlabel: str) -> Figure:
-    fig = Figure(figsize=(6.4, 3.2))
+    fig = figure(6.4, 3.2)
     ax = fig.add_subplot()
     distinct_values = np.unique(values) if values.size else values
     bins = min(30, max(len(distinct_values), 1))
-    ax.hist(values, bins=bins, color="#4c72b0")
+    ax.hist(values, bins=bins, color=COLORS[0])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("rows")
-    ax.set_title(label(title, 70))
+    ax.set_title(plot_label(title, 70))
     margins(fig, left=0.8, bottom=0.55)
     return fig
 
@@ -373,14 +330,14 @@ def date_counts(stamps: pd.Series, col: str) -> tuple[Figure, str]:
     counts = periods.value_counts().sort_index()
     full = pd.period_range(counts.index.min(), counts.index.max(), freq=freq)
     counts = counts.reindex(full, fill_value=0)
-    fig = Figure(figsize=(6.4, 3.2))
+    fig = figure(6.4, 3.2)
     ax = fig.add_subplot()
-    ax.bar(np.arange(len(counts)), counts.to_numpy(), color="#4c72b0", width=0.9)
+    ax.bar(np.arange(len(counts)), counts.to_numpy(), color=COLORS[0], width=0.9)
     step = max(1, len(counts) // 10)
     ticks = np.arange(0, len(counts), step)
     ax.set_xticks(ticks, [str(counts.index[t]) for t in ticks], rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("rows")
-    ax.set_title(label(col, 70))
+    ax.set_title(plot_label(col, 70))
     margins(fig, left=0.8, bottom=0.75)
     return fig, f"{col}: rows per {unit}"
 
@@ -388,7 +345,7 @@ def date_counts(stamps: pd.Series, col: str) -> tuple[Figure, str]:
 # --------------------------------------------------------------------------- sections
 
 
-def target_balance(profile: Profile, target: pd.Series, plot_dir: Path) -> None:
+def target_balance(profile: DataProfile, target: pd.Series, root: Path) -> None:
     profile.target_missing = int(target.isna().sum())
     present = target.dropna()
     if present.empty:
@@ -405,7 +362,7 @@ def target_balance(profile: Profile, target: pd.Series, plot_dir: Path) -> None:
             "max": float(values.max()),
         }
         fig = histogram(values.to_numpy(), f"{profile.target} (target)", "value")
-        profile.target_plot = save(fig, plot_dir / "target.png", "Target histogram")
+        profile.target_plot = save(fig, root, "target", "Target histogram")
         return
     counts = present.astype(str).value_counts()
     profile.target_counts = [(str(k), int(n), float(n) / len(present)) for k, n in counts.items()]
@@ -414,10 +371,10 @@ def target_balance(profile: Profile, target: pd.Series, plot_dir: Path) -> None:
     caption = "Rows per class" + (
         f" (the {len(shown)} largest classes)" if len(shown) < len(counts) else ""
     )
-    profile.target_plot = save(fig, plot_dir / "target.png", caption)
+    profile.target_plot = save(fig, root, "target", caption)
 
 
-def duplicate_rows(profile: Profile, frame: pd.DataFrame) -> None:
+def duplicate_rows(profile: DataProfile, frame: pd.DataFrame) -> None:
     """Rows equal to an earlier row in every column (the first of each group not counted)."""
     if frame.empty or frame.shape[1] == 0:
         return
@@ -442,7 +399,7 @@ def duplicate_rows(profile: Profile, frame: pd.DataFrame) -> None:
 
 
 def leakage(
-    profile: Profile,
+    profile: DataProfile,
     frame: pd.DataFrame,
     features: list[str],
     kind_of: dict[str, tuple[str, str]],
@@ -565,284 +522,206 @@ def as_float(x: pd.Series) -> np.ndarray:
 # --------------------------------------------------------------------------- rendering
 
 
-def fmt_int(n: int) -> str:
-    return f"{n:,}"
-
-
-def fmt_pct(x: float) -> str:
-    return f"{x:.1f}%" if x == 0 or x >= 0.1 else f"{x:.2f}%"
-
-
-def rows_note(p: Profile) -> str:
+def rows_note(p: DataProfile) -> str:
     if p.total_rows is not None and p.total_rows > p.rows:
         return (
-            f"This profile covers {fmt_int(p.rows)} of the data's {fmt_int(p.total_rows)} "
+            f"This profile covers {number(p.rows)} of the data's {number(p.total_rows)} "
             "rows (a sample); counts and shares below are over those rows."
         )
     if p.total_rows is not None:
-        return f"This profile covers all {fmt_int(p.rows)} rows of the data."
-    return f"This profile covers {fmt_int(p.rows)} rows."
+        return f"This profile covers all {number(p.rows)} rows of the data."
+    return f"This profile covers {number(p.rows)} rows."
 
 
-def summary_rows(p: Profile) -> list[tuple[str, str]]:
+def summary_rows(p: DataProfile) -> list[tuple[str, str]]:
     features = sum(c.role == "feature" for c in p.columns)
     dropped = sum(c.dropped for c in p.columns)
-    rows = fmt_int(p.rows)
+    rows = number(p.rows)
     if p.total_rows is not None and p.total_rows > p.rows:
-        rows += f" of {fmt_int(p.total_rows)} (a sample)"
+        rows += f" of {number(p.total_rows)} (a sample)"
     return [
         ("Rows profiled", rows),
-        ("Columns", fmt_int(len(p.columns))),
+        ("Columns", number(len(p.columns))),
         ("Task", p.task),
         ("Target", p.target),
-        ("Feature columns", fmt_int(features)),
-        ("Dropped from features", fmt_int(dropped)),
-        ("Duplicate rows", f"{fmt_int(p.duplicates)} ({fmt_pct(dup_share(p))})"),
-        ("Leakage suspects", fmt_int(len(p.suspects))),
+        ("Feature columns", number(features)),
+        ("Dropped from features", number(dropped)),
+        ("Duplicate rows", f"{number(p.duplicates)} ({percent(dup_share(p))})"),
+        ("Leakage suspects", number(len(p.suspects))),
     ]
 
 
-def missing_cells_pct(p: Profile) -> float:
+def column_rows(p: DataProfile) -> list[list[str]]:
+    """The columns table (plain text), for HTML and Markdown alike."""
+    return [
+        [
+            c.name,
+            c.kind,
+            c.reason,
+            percent(c.missing_pct),
+            number(c.missing),
+            number(c.distinct),
+            "target" if c.role == "target" else "yes" if c.dropped else "no",
+        ]
+        for c in p.columns
+    ]
+
+
+COLUMN_HEADERS = ["column", "kind", "why", "missing %", "missing", "distinct", "dropped"]
+NUMERIC_COLUMNS = {3, 4, 5}
+
+
+def missing_note(p: DataProfile) -> str:
+    incomplete = sum(bool(c.missing) for c in p.columns)
+    if not incomplete:
+        return "No missing values."
+    return (
+        f"{incomplete} of {len(p.columns)} columns have missing values; "
+        f"{percent(missing_cells_pct(p))} of all cells are missing."
+    )
+
+
+def duplicates_note(p: DataProfile) -> str:
+    return (
+        f"{number(p.duplicates)} duplicate rows ({percent(dup_share(p))} of "
+        f"{number(p.rows)}): rows equal to an earlier row in every column."
+    )
+
+
+def missing_cells_pct(p: DataProfile) -> float:
     cells = p.rows * len(p.columns)
     return 100.0 * sum(c.missing for c in p.columns) / cells if cells else 0.0
 
 
-def dup_share(p: Profile) -> float:
+def dup_share(p: DataProfile) -> float:
     return 100.0 * p.duplicates / p.rows if p.rows else 0.0
 
 
-def leakage_intro(p: Profile) -> str:
+def leakage_intro(p: DataProfile) -> str:
     return (
         f"Each feature alone, scored by a depth-4 decision tree with {LEAKAGE_FOLDS}-fold "
-        f"cross-validation ({p.leakage_metric}) on {fmt_int(p.leakage_rows)} rows "
+        f"cross-validation ({p.leakage_metric}) on {number(p.leakage_rows)} rows "
         f"(sampled with seed {p.seed}). A column scoring at least {p.leakage_threshold:g} "
         "on its own nearly predicts the target: check that it is known before the outcome."
     )
 
 
-CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto;
-  max-width: 1100px; padding: 1rem 2rem; color: #222; line-height: 1.4; }
-h1 { font-size: 1.6rem; border-bottom: 2px solid #4c72b0; padding-bottom: .3rem; }
-h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
-nav a { margin-right: .8rem; }
-table { border-collapse: collapse; margin: .5rem 0; font-size: .9rem; }
-th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; vertical-align: top; }
-th { background: #f0f3f8; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.dropped td { color: #777; }
-tr.target td { font-weight: 600; }
-.warn { color: #a40000; font-weight: 600; }
-.ok { color: #1a7f37; }
-.note { color: #555; font-size: .9rem; }
-code { background: #f4f4f4; padding: 0 .2rem; }
-.plots { display: flex; flex-wrap: wrap; gap: 1rem; }
-figure { margin: 0; }
-figcaption { font-size: .8rem; color: #555; max-width: 512px; }
-img { max-width: 100%; height: auto; border: 1px solid #eee; }
-"""
-
-
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def html_table(
-    headers: list[str],
-    rows: list[list[str]],
-    numeric: set[int] = frozenset(),
-    classes: list[str] | None = None,
-    table_id: str = "",
-) -> str:
-    """A table of already escaped cells."""
-    attr = f' id="{table_id}"' if table_id else ""
-    out = [f"<table{attr}>", "<thead><tr>"]
-    out += [f"<th>{esc(h)}</th>" for h in headers]
-    out.append("</tr></thead><tbody>")
-    for i, row in enumerate(rows):
-        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
-        cells = "".join(
-            f'<td class="num">{c}</td>' if j in numeric else f"<td>{c}</td>"
-            for j, c in enumerate(row)
-        )
-        out.append(f"<tr{cls}>{cells}</tr>")
-    out.append("</tbody></table>")
-    return "\n".join(out)
-
-
-def html_figure(plot: Plot) -> str:
-    size = f' width="{plot.width}" height="{plot.height}"' if plot.width else ""
-    return (
-        f'<figure><img src="{esc(quote(plot.file))}" alt="{esc(plot.caption)}"{size}>'
-        f"<figcaption>{esc(plot.caption)}</figcaption></figure>"
-    )
-
-
-def render_html(p: Profile) -> str:
-    h: list[str] = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        '<link rel="icon" href="data:,">',
-        f"<title>Data profile: {esc(p.title)}</title>",
-        f"<style>{CSS}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>Data profile: {esc(p.title)}</h1>",
-        '<nav><a href="#summary">Summary</a><a href="#columns">Columns</a>'
-        '<a href="#missingness">Missingness</a><a href="#distributions">Distributions</a>'
-        '<a href="#target">Target</a><a href="#duplicates">Duplicates</a>'
-        '<a href="#leakage">Leakage</a></nav>',
-        '<section id="summary">',
-        "<h2>Summary</h2>",
-        f'<p class="note">{esc(rows_note(p))}</p>',
-        '<table id="summary-table"><tbody>',
+def score_rows(p: DataProfile) -> list[tuple[str, str, str]]:
+    """The best single-column scores: column, score, suspect or not."""
+    return [
+        (c, f"{s:.4f}", "yes" if s >= p.leakage_threshold else "no")
+        for c, s in p.scores[:TOP_SCORES]
     ]
-    h += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in summary_rows(p)]
-    h += ["</tbody></table>", "</section>"]
 
-    h += ['<section id="columns">', "<h2>Columns</h2>"]
-    rows, classes = [], []
-    for c in p.columns:
-        dropped = "target" if c.role == "target" else "yes" if c.dropped else "no"
-        rows.append(
-            [
-                f"<code>{esc(c.name)}</code>",
-                esc(c.kind),
-                esc(c.reason),
-                esc(fmt_pct(c.missing_pct)),
-                esc(fmt_int(c.missing)),
-                esc(fmt_int(c.distinct)),
-                esc(dropped),
-            ]
-        )
-        classes.append(c.role if c.role != "feature" else "")
-    h.append(
-        html_table(
-            ["column", "kind", "why", "missing %", "missing", "distinct", "dropped"],
-            rows,
-            numeric={3, 4, 5},
-            classes=classes,
-            table_id="columns-table",
-        )
-    )
-    h.append(
-        f'<p class="note">Kinds {esc(", ".join(DROPPED_KINDS))} are kept in the data but '
-        "dropped from the features.</p>"
-    )
-    h.append("</section>")
 
-    h += ['<section id="missingness">', "<h2>Missingness</h2>"]
-    incomplete = [c for c in p.columns if c.missing]
-    if incomplete:
-        h.append(
-            f"<p>{len(incomplete)} of {len(p.columns)} columns have missing values; "
-            f"{esc(fmt_pct(missing_cells_pct(p)))} of all cells are missing.</p>"
-        )
-    else:
-        h.append('<p class="ok">No missing values.</p>')
+NAV = [
+    ("summary", "Summary"),
+    ("columns", "Columns"),
+    ("missingness", "Missingness"),
+    ("distributions", "Distributions"),
+    ("target", "Target"),
+    ("duplicates", "Duplicates"),
+    ("leakage", "Leakage"),
+]
+
+
+def render_html(p: DataProfile) -> str:
+    """profile.html: one page, its plots in plots/ beside it."""
+    columns = [[code(row[0]), *row[1:]] for row in column_rows(p)]
+    roles = {"target": "strong", "dropped": "muted", "feature": ""}
+    missing = [paragraph(missing_note(p), "" if missing_cells_pct(p) else "ok")]
     if p.missingness_plot:
-        h.append(html_figure(p.missingness_plot))
-    h.append("</section>")
-
-    h += ['<section id="distributions">', "<h2>Distributions</h2>"]
-    h.append(
-        "<p>Histograms for numbers, the top "
-        f"{TOP_CATEGORIES} values for categories, rows per day/month/year for dates.</p>"
-    )
-    h.append('<div class="plots">')
-    h += [html_figure(plot) for plot in p.distributions]
-    h.append("</div>")
+        missing.append(figure_html(p.missingness_plot))
+    distributions = [
+        paragraph(
+            f"Histograms for numbers, the top {TOP_CATEGORIES} values for categories, "
+            "rows per day/month/year for dates."
+        ),
+        figures(p.distributions),
+    ]
     if p.unplotted:
-        names = ", ".join(f"<code>{esc(n)}</code>" for n in p.unplotted)
-        h.append(f'<p class="note">Not plotted ({len(p.unplotted)}): {names}.</p>')
-    h.append("</section>")
+        names = Html(", ".join(code(n) for n in p.unplotted))
+        distributions.append(paragraph(Html(f"Not plotted ({len(p.unplotted)}): {names}."), "note"))
+    body = [
+        section(
+            "summary",
+            "Summary",
+            paragraph(rows_note(p), "note"),
+            fields(summary_rows(p), "summary-table"),
+        ),
+        section(
+            "columns",
+            "Columns",
+            table(
+                COLUMN_HEADERS,
+                columns,
+                NUMERIC_COLUMNS,
+                classes=[roles[c.role] for c in p.columns],
+                table_id="columns-table",
+            ),
+            paragraph(
+                f"Kinds {', '.join(DROPPED_KINDS)} are kept in the data but dropped from the "
+                "features.",
+                "note",
+            ),
+        ),
+        section("missingness", "Missingness", *missing),
+        section("distributions", "Distributions", *distributions),
+        section("target", Html(f"Target: {code(p.target)}"), *target_html(p)),
+        section("duplicates", "Duplicate rows", *duplicates_html(p)),
+        section("leakage", "Leakage suspects", *leakage_html(p)),
+    ]
+    return page(f"Data profile: {p.title}", body, NAV)
 
-    h += ['<section id="target">', f"<h2>Target: <code>{esc(p.target)}</code></h2>"]
+
+def target_html(p: DataProfile) -> list[str]:
+    parts = []
     if p.target_missing:
-        h.append(f'<p class="warn">{fmt_int(p.target_missing)} rows have no target value.</p>')
+        parts.append(paragraph(f"{number(p.target_missing)} rows have no target value.", "bad"))
     if p.target_counts:
-        h.append(
-            html_table(
-                ["class", "rows", "share"],
-                [
-                    [f"<code>{esc(k)}</code>", esc(fmt_int(n)), esc(fmt_pct(100 * s))]
-                    for k, n, s in p.target_counts
-                ],
-                numeric={1, 2},
-                table_id="target-table",
-            )
-        )
+        rows = [(code(k), number(n), percent(100 * s)) for k, n, s in p.target_counts]
+        parts.append(table(["class", "rows", "share"], rows, {1, 2}, table_id="target-table"))
     if p.target_stats:
-        h.append(
-            html_table(
-                list(p.target_stats),
-                [[esc(f"{v:.4g}") for v in p.target_stats.values()]],
-                numeric=set(range(len(p.target_stats))),
-                table_id="target-table",
-            )
+        stats = [[number(v) for v in p.target_stats.values()]]
+        parts.append(
+            table(list(p.target_stats), stats, range(len(stats[0])), table_id="target-table")
         )
     if p.target_plot:
-        h.append(html_figure(p.target_plot))
-    h.append("</section>")
+        parts.append(figure_html(p.target_plot))
+    return parts
 
-    h += ['<section id="duplicates">', "<h2>Duplicate rows</h2>"]
-    if p.duplicates:
-        h.append(
-            f'<p class="warn" id="duplicate-count">{fmt_int(p.duplicates)} duplicate rows '
-            f"({esc(fmt_pct(dup_share(p)))} of {fmt_int(p.rows)}): rows equal to an earlier "
-            "row in every column.</p>"
-        )
-        h.append(
-            html_table(
-                ["row", "same as row"],
-                [[str(r), str(f)] for r, f in p.duplicate_examples],
-                numeric={0, 1},
-                table_id="duplicate-examples",
-            )
-        )
-        h.append('<p class="note">Row numbers count from 0 in the profiled rows.</p>')
-    else:
-        h.append('<p class="ok" id="duplicate-count">0 duplicate rows (0.0%).</p>')
-    h.append("</section>")
 
-    h += ['<section id="leakage">', "<h2>Leakage suspects</h2>"]
+def duplicates_html(p: DataProfile) -> list[str]:
+    if not p.duplicates:
+        return [paragraph(duplicates_note(p), "ok", "duplicate-count")]
+    return [
+        paragraph(duplicates_note(p), "warn", "duplicate-count"),
+        table(["row", "same as row"], p.duplicate_examples, {0, 1}, table_id="duplicate-examples"),
+        paragraph("Row numbers count from 0 in the profiled rows.", "note"),
+    ]
+
+
+def leakage_html(p: DataProfile) -> list[str]:
     if p.leakage_note:
-        h.append(f'<p class="note">Not scored: {esc(p.leakage_note)}.</p>')
-    else:
-        h.append(f"<p>{esc(leakage_intro(p))}</p>")
-        if p.suspects:
-            h.append(
-                html_table(
-                    ["column", "score"],
-                    [[f"<code>{esc(c)}</code>", f"{s:.4f}"] for c, s in p.suspects],
-                    numeric={1},
-                    classes=["warn"] * len(p.suspects),
-                    table_id="leakage-suspects",
-                )
-            )
-        else:
-            h.append('<p class="ok" id="leakage-suspects">No leakage suspects.</p>')
-        h.append("<h3>Top single-column scores</h3>")
-        h.append(
-            html_table(
-                ["column", "score", "suspect"],
-                [
-                    [
-                        f"<code>{esc(c)}</code>",
-                        f"{s:.4f}",
-                        "yes" if s >= p.leakage_threshold else "no",
-                    ]
-                    for c, s in p.scores[:TOP_SCORES]
-                ],
-                numeric={1},
-                table_id="leakage-scores",
+        return [paragraph(f"Not scored: {p.leakage_note}.", "note")]
+    parts = [paragraph(leakage_intro(p))]
+    if p.suspects:
+        rows = [(code(c), f"{s:.4f}") for c, s in p.suspects]
+        parts.append(
+            table(
+                ["column", "score"],
+                rows,
+                {1},
+                classes=["bad"] * len(rows),
+                table_id="leakage-suspects",
             )
         )
-    h += ["</section>", "</body>", "</html>", ""]
-    return "\n".join(h)
+    else:
+        parts.append(paragraph("No leakage suspects.", "ok", "leakage-suspects"))
+    parts.append("<h3>Top single-column scores</h3>")
+    rows = [(code(c), score, suspect) for c, score, suspect in score_rows(p)]
+    parts.append(table(["column", "score", "suspect"], rows, {1}, table_id="leakage-scores"))
+    return parts
 
 
 def md_code(value: Any) -> str:
@@ -869,11 +748,12 @@ def md_table(headers: list[str], rows: list[list[str]], right: set[int] = frozen
     return "\n".join(out)
 
 
-def md_image(plot: Plot) -> str:
-    return f"![{md_text(plot.caption)}]({quote(plot.file)})"
+def md_image(image: Image) -> str:
+    return f"![{md_text(image.caption)}]({image.src})"
 
 
-def render_markdown(p: Profile) -> str:
+def render_markdown(p: DataProfile) -> str:
+    """profile.md: the same findings as the page, its plots linked from plots/."""
     m = [f"# Data profile: {md_text(p.title)}", "", md_text(rows_note(p)), "", "## Summary", ""]
     m.append(
         md_table(
@@ -884,20 +764,9 @@ def render_markdown(p: Profile) -> str:
     m += ["", "## Columns", ""]
     m.append(
         md_table(
-            ["column", "kind", "why", "missing %", "missing", "distinct", "dropped"],
-            [
-                [
-                    md_code(c.name),
-                    c.kind,
-                    md_text(c.reason),
-                    fmt_pct(c.missing_pct),
-                    fmt_int(c.missing),
-                    fmt_int(c.distinct),
-                    "target" if c.role == "target" else "yes" if c.dropped else "no",
-                ]
-                for c in p.columns
-            ],
-            right={3, 4, 5},
+            COLUMN_HEADERS,
+            [[md_code(row[0]), row[1], md_text(row[2]), *row[3:]] for row in column_rows(p)],
+            right=NUMERIC_COLUMNS,
         )
     )
     m += [
@@ -905,14 +774,7 @@ def render_markdown(p: Profile) -> str:
         f"Kinds {', '.join(DROPPED_KINDS)} are kept in the data but dropped from the features.",
     ]
     m += ["", "## Missingness", ""]
-    incomplete = [c for c in p.columns if c.missing]
-    if incomplete:
-        m.append(
-            f"{len(incomplete)} of {len(p.columns)} columns have missing values; "
-            f"{fmt_pct(missing_cells_pct(p))} of all cells are missing."
-        )
-    else:
-        m.append("No missing values.")
+    m.append(missing_note(p))
     if p.missingness_plot:
         m += ["", md_image(p.missingness_plot)]
     m += ["", "## Distributions", ""]
@@ -921,12 +783,12 @@ def render_markdown(p: Profile) -> str:
         m.append(f"Not plotted ({len(p.unplotted)}): " + ", ".join(map(md_code, p.unplotted)))
     m += ["", f"## Target: {md_code(p.target)}", ""]
     if p.target_missing:
-        m += [f"{fmt_int(p.target_missing)} rows have no target value.", ""]
+        m += [f"{number(p.target_missing)} rows have no target value.", ""]
     if p.target_counts:
         m.append(
             md_table(
                 ["class", "rows", "share"],
-                [[md_code(k), fmt_int(n), fmt_pct(100 * s)] for k, n, s in p.target_counts],
+                [[md_code(k), number(n), percent(100 * s)] for k, n, s in p.target_counts],
                 right={1, 2},
             )
         )
@@ -934,17 +796,14 @@ def render_markdown(p: Profile) -> str:
         m.append(
             md_table(
                 list(p.target_stats),
-                [[f"{v:.4g}" for v in p.target_stats.values()]],
+                [[number(v) for v in p.target_stats.values()]],
                 right=set(range(len(p.target_stats))),
             )
         )
     if p.target_plot:
         m += ["", md_image(p.target_plot)]
     m += ["", "## Duplicate rows", ""]
-    m.append(
-        f"{fmt_int(p.duplicates)} duplicate rows ({fmt_pct(dup_share(p))} of "
-        f"{fmt_int(p.rows)}): rows equal to an earlier row in every column."
-    )
+    m.append(duplicates_note(p))
     if p.duplicate_examples:
         m += [
             "",
@@ -975,10 +834,7 @@ def render_markdown(p: Profile) -> str:
         m.append(
             md_table(
                 ["column", "score", "suspect"],
-                [
-                    [md_code(c), f"{s:.4f}", "yes" if s >= p.leakage_threshold else "no"]
-                    for c, s in p.scores[:TOP_SCORES]
-                ],
+                [[md_code(c), score, suspect] for c, score, suspect in score_rows(p)],
                 right={1},
             )
         )

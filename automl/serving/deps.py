@@ -1,0 +1,175 @@
+"""What the routes share: the server's state and the FastAPI dependencies that turn a
+request into a caller (API key -> identity), a role check and a resolved model.
+
+A route declares what it needs (``who: CallerDep``, ``name: Viewable``, ``served: Served``)
+and FastAPI runs the checks in that order: 401 without a valid key, 403 without the role
+(the same answer whether the model exists or not), then 404 for an unknown model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Query, Request, Security
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from automl.bundle.registry import Registry
+from automl.errors import AutomlError
+from automl.monitoring.alerts import Alerter
+from automl.services.identity import AuthStore, Caller, denied
+from automl.services.registry import RegistryService, project_of, reference
+from automl.serving.inputs import ApiError, read_body
+from automl.serving.metrics import Metrics
+from automl.serving.models import ModelCache, ServedModel
+from automl.serving.prediction_log import PredictionLogger
+
+
+@dataclass
+class Server:
+    """The state of one app, built from the composed serve config."""
+
+    cfg: Any
+    models: RegistryService
+    cache: ModelCache
+    auth: AuthStore
+    metrics: Metrics
+    alerter: Alerter
+    logger: PredictionLogger | None = None
+    ready: bool = False
+
+    @classmethod
+    def build(cls, cfg: Any) -> Server:
+        registry = Registry(cfg.registry.uri, cfg.registry.store)
+        auth = AuthStore(cfg.auth.url, ttl=cfg.auth.cache_ttl)
+        return cls(
+            cfg=cfg,
+            models=RegistryService(registry, auth),
+            cache=ModelCache(registry, cfg.cache, cfg.fast_path, cfg.contributions),
+            auth=auth,
+            metrics=Metrics(list(cfg.metrics.latency_buckets)),
+            alerter=Alerter(cfg.monitoring.alerts),
+        )
+
+    def prediction_log(self) -> PredictionLogger:
+        """The prediction logger (409 when ``prediction_log.enabled`` is false)."""
+        if self.logger is None:
+            raise ApiError(409, "the prediction log is off (prediction_log.enabled=false)")
+        return self.logger
+
+    async def find(self, ref: str, name: str) -> tuple[str, int]:
+        """(name, version) of ``ref`` (a 404 that names no other project's model)."""
+        try:
+            return self.cache.resolve(ref)
+        except AutomlError as exc:
+            known = await run_in_threadpool(self.models.versions, name)
+            message = str(exc) if known else f"no model '{name}' in the registry"
+            raise ApiError(404, message) from None
+
+
+class LimitedRequest(Request):
+    """A request whose body is read at most ``limits.max_body_bytes`` long (413 beyond)."""
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            limit = int(self.app.state.server.cfg.limits.max_body_bytes)
+            self._body = await read_body(self, limit)
+        return self._body
+
+
+class LimitedRoute(APIRoute):
+    """The routes of this API: every body goes through :class:`LimitedRequest`."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def limited(request: Request) -> Response:
+            return await handler(LimitedRequest(request.scope, request.receive))
+
+        return limited
+
+
+def server(request: Request) -> Server:
+    """The app's :class:`Server`."""
+    return request.app.state.server
+
+
+def clock() -> float:
+    """When the request's handling began (the first dependency of timed routes)."""
+    return time.perf_counter()
+
+
+ServerDep = Annotated[Server, Depends(server)]
+Started = Annotated[float, Depends(clock)]
+api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
+bearer = HTTPBearer(auto_error=False, description="an API key as a bearer token")
+
+
+async def caller(
+    state: ServerDep,
+    key: Annotated[str | None, Security(api_key)],
+    token: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> Caller:
+    """The identity of the request's API key (``X-API-Key`` or ``Authorization: Bearer``)."""
+    key = key or (token.credentials if token is not None else None)
+    if not key:
+        raise ApiError(401, "no API key: send 'Authorization: Bearer <key>'")
+    found = state.auth.caller(key)
+    if found is None:
+        raise ApiError(401, "unknown or revoked API key")
+    return found
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+ModelName = Annotated[str, Path(description="a model: <project>.<dataset>")]
+
+
+def model_role(role: str) -> Callable[..., Awaitable[str]]:
+    """A dependency: the path's model name, once the caller has ``role`` on its project."""
+
+    async def check(name: ModelName, who: CallerDep) -> str:
+        if not who.can(project_of(name), role):
+            raise denied(who.user, role, f"model '{name}'")
+        return name
+
+    return check
+
+
+def project_role(role: str) -> Callable[..., Awaitable[str]]:
+    """A dependency: the path's project, once the caller has ``role`` on it."""
+
+    async def check(project: str, who: CallerDep) -> str:
+        if not who.can(project, role):
+            raise denied(who.user, role, f"project '{project}'")
+        return project
+
+    return check
+
+
+Viewable = Annotated[str, Depends(model_role("viewer"))]
+Editable = Annotated[str, Depends(model_role("editor"))]
+Administered = Annotated[str, Depends(project_role("admin"))]
+Version = Annotated[int | None, Query(ge=1, description="a version number")]
+Alias = Annotated[str | None, Query(pattern=r"^[\w.-]+$", description="e.g. production")]
+
+
+async def served_model(
+    name: Viewable, state: ServerDep, version: Version = None, alias: Alias = None
+) -> ServedModel:
+    """The model version ``?version=`` or ``?alias=`` names (default: the latest), loaded."""
+    try:
+        ref = reference(name, version, alias)
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
+    resolved = await state.find(ref, name)
+    if state.cache.has(*resolved):
+        return state.cache.get(*resolved)
+    return await run_in_threadpool(state.cache.get, *resolved)
+
+
+Served = Annotated[ServedModel, Depends(served_model)]
