@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def file_mode() -> int:
-    """The permissions a new file gets under the current umask."""
+def file_mode(directory: bool = False) -> int:
+    """The permissions a new file (or folder) gets under the current umask."""
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return (0o777 if directory else 0o666) & ~umask
 
 
 def temp_path(path: Path, directory: bool = False, suffix: str = "") -> Path:
@@ -47,8 +47,7 @@ def publish(tmp: Path, path: Path) -> Path:
     (``os.replace`` cannot replace a folder that has files: callers that must replace
     one write its files one by one with :func:`staged`).
     """
-    if not tmp.is_dir():
-        os.chmod(tmp, file_mode())
+    os.chmod(tmp, file_mode(directory=tmp.is_dir()))  # temp paths are private until now
     os.replace(tmp, path)
     return path
 

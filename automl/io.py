@@ -1,6 +1,6 @@
 """Tables in and out of files: the one formats registry (``formats``, from config).
 
-``formats`` (``conf/common/formats/default.yaml``, composed into every app config as
+``formats`` (the ``formats`` config group, composed into every app config as
 ``cfg.formats``) has one entry per table format. An entry lists its ``suffixes`` (a file's
 format is found from its suffix; ``.csv.gz`` counts as ``csv``) and the callables that
 apply to it, each a ``_target_`` node with ``_partial_: true``:

@@ -51,11 +51,12 @@ h3 { font-size: 1.05rem; }
 nav a { margin-right: .8rem; }
 table { border-collapse: collapse; margin: .5rem 0; font-size: .9rem; }
 th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; vertical-align: top;
-  overflow-wrap: anywhere; }
+  overflow-wrap: break-word; }
 th { background: #f0f3f8; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.muted td { color: #777; }
 tr.strong td { font-weight: 600; }
+tr.flagged td { background: #fdf0ef; }
 .ok { color: #1a7f37; }
 .warn { color: #9a6700; font-weight: 600; }
 .bad { color: #b3261e; font-weight: 600; }
@@ -164,7 +165,7 @@ def table(
     table_id: str = "",
 ) -> str:
     """A table; every cell goes through :func:`esc`. Columns in ``numeric`` are aligned
-    right; ``classes`` gives each body row a class (stylesheet: muted, strong, warn, bad)."""
+    right; ``classes`` gives each body row a class (stylesheet: muted, strong, flagged)."""
     right = set(numeric)
     out = [f"<table{attrs(table_id)}>", "<thead><tr>", *(f"<th>{esc(h)}</th>" for h in headers)]
     out.append("</tr></thead><tbody>")

@@ -16,9 +16,9 @@ def test_escaping_and_tables():
     assert reports.esc(None) == "" and reports.esc("'\"") == "&#x27;&quot;"
     marked = reports.code(NAME)  # already HTML: not escaped twice
     assert reports.esc(marked) == marked == f"<code>{reports.esc(NAME)}</code>"
-    html = reports.table(["name", "n"], [[NAME, reports.number(12345)]], {1}, ["bad"], "t")
+    html = reports.table(["name", "n"], [[NAME, reports.number(12345)]], {1}, ["flagged"], "t")
     assert NAME not in html and reports.esc(NAME) in html
-    assert '<table id="t">' in html and '<tr class="bad">' in html
+    assert '<table id="t">' in html and '<tr class="flagged">' in html
     assert '<td class="num">12,345</td>' in html
     assert NAME not in reports.fields([(NAME, NAME)]) and NAME not in reports.section("s", NAME)
     page = reports.page(NAME, ["<p>x</p>"], [("s", NAME)])

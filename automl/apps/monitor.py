@@ -9,7 +9,7 @@ import sys
 from omegaconf import DictConfig
 
 from automl.apps.common import APPS, hydra_app, run_dir
-from automl.monitoring.drift import check_monitoring
+from automl.monitoring.drift import with_overrides
 
 
 @hydra_app(APPS, "monitor")
@@ -17,8 +17,7 @@ def main(cfg: DictConfig) -> None:
     """Write the report of ``cfg.input`` against ``cfg.model`` and exit with its code."""
     from automl.services.monitoring import monitor_file
 
-    cfg.monitoring.merge_with_dotlist(list(cfg.set))
-    check_monitoring(cfg.monitoring)
+    cfg.monitoring = with_overrides(cfg.monitoring, list(cfg.set))
     report = monitor_file(cfg, run_dir())
     sys.exit(report["exit_code"])
 

@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from automl.apps.common import APPS, hydra_app, run_dir
 from automl.errors import ConfigError
-from automl.monitoring.drift import check_monitoring
+from automl.monitoring.drift import with_overrides
 
 log = logging.getLogger("automl.serve")
 
@@ -61,7 +61,7 @@ def serve(cfg: DictConfig) -> None:
 @hydra_app(APPS, "serve")
 def main(cfg: DictConfig) -> None:
     """Check the config and serve until stopped."""
-    check_monitoring(cfg.monitoring)
+    cfg.monitoring = with_overrides(cfg.monitoring, [])
     serve(cfg)
 
 

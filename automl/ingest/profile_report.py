@@ -712,7 +712,7 @@ def leakage_html(p: DataProfile) -> list[str]:
                 ["column", "score"],
                 rows,
                 {1},
-                classes=["bad"] * len(rows),
+                classes=["flagged"] * len(rows),
                 table_id="leakage-suspects",
             )
         )

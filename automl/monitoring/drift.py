@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from scipy import stats
 
-from automl.config import COMMON, build, compose_config
+from automl.config import COMMON, MonitoringConfig, build, compose_config
 from automl.errors import ConfigError
 from automl.monitoring.stats import Histogram
 
@@ -48,17 +49,25 @@ def load_monitoring(name: str = "default", overrides: list[str] | None = None) -
     """The monitoring config as the commands compose it: ``monitoring=<name>`` (an option
     of the ``monitoring`` group, or a YAML file merged over its ``default``) with
     ``key=value`` ``overrides`` of its keys, checked against the schema."""
-    extra = [f"monitoring.{item}" for item in overrides or []]
-    cfg = compose_config(COMMON, "checks", [f"monitoring={name}", *extra])
-    return check_monitoring(cfg.monitoring)
+    cfg = compose_config(COMMON, "checks", [f"monitoring={name}"])
+    return with_overrides(cfg.monitoring, overrides or [])
 
 
-def check_monitoring(cfg: DictConfig) -> DictConfig:
-    """``cfg`` (a composed ``monitoring`` node) after checking its status names."""
+def with_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """A composed ``monitoring`` node, resolved, with ``key=value`` ``overrides`` (new keys
+    only where the schema leaves a mapping open, e.g. ``drift.columns.age.floor``); a
+    typo'd key or a bad status is a ConfigError naming it."""
+    try:
+        node = OmegaConf.merge(
+            OmegaConf.structured(MonitoringConfig), OmegaConf.to_container(cfg, resolve=True)
+        )
+        node.merge_with_dotlist(list(overrides))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"monitoring: {exc}") from exc
     for key in ("drift.prediction", "drift.rejected_rows.status", "performance.status"):
-        check_status(OmegaConf.select(cfg, key), key)
-    check_status(cfg.alerts.min_status, "alerts.min_status")
-    return cfg
+        check_status(OmegaConf.select(node, key), key)
+    check_status(node.alerts.min_status, "alerts.min_status")
+    return node
 
 
 def check_status(value: str, key: str) -> str:

@@ -155,7 +155,7 @@ def render_html(report: dict[str, Any], title: str) -> str:
                 COLUMN_HEADERS,
                 [column_row(name, col) for name, col in rows.items()],
                 {3, 4, 5},
-                classes=["bad" if col["drifted"] else "" for col in rows.values()],
+                classes=["flagged" if col["drifted"] else "" for col in rows.values()],
                 table_id="columns",
             ),
         ),
