@@ -29,7 +29,7 @@ from automl.errors import ConfigError
 class PathsConfig:
     data_dir: str | None = None
     cache_dir: str = MISSING
-    output_dir: str = "outputs"
+    output_dir: str = MISSING
 
 
 @dataclass
@@ -255,14 +255,6 @@ class MonitoringConfig:
 
 
 @dataclass
-class ChecksConfig:
-    """``conf/common/checks.yaml``: the monitoring settings alone (``load_monitoring``)."""
-
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
-
-
-@dataclass
 class TrainConfig:
     project: str = "default"
     seed: int = 42
@@ -419,6 +411,16 @@ class ServeConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
+@dataclass
+class SharedConfig:
+    """``conf/common/shared.yaml``: the shared groups alone (``load_monitoring``, the
+    default registry)."""
+
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    registry: ServeRegistry = field(default_factory=ServeRegistry)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+
+
 def register_schemas() -> None:
     """Register the schemas in Hydra's ConfigStore (called before composing)."""
     store = ConfigStore.instance()
@@ -427,7 +429,7 @@ def register_schemas() -> None:
     store.store(name="ingest_schema", node=IngestConfig)
     store.store(name="monitor_schema", node=MonitorConfig)
     store.store(name="serve_schema", node=ServeConfig)
-    store.store(name="checks_schema", node=ChecksConfig)
+    store.store(name="shared_schema", node=SharedConfig)
 
 
 def build(node: Any, /, **kwargs: Any) -> Any:

@@ -29,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument(
         "--registry",
         type=Path,
-        help="registry folder (default: $AUTOML_OUTPUT_DIR/registry, i.e. outputs/registry)",
+        help="registry folder (default: the registry config group, outputs/registry)",
     )
     top.add_argument("--actor", default=getpass.getuser(), help="who is acting (audit log)")
     top.add_argument(

@@ -9,7 +9,6 @@ deleted without losing a registered model. A model reference is ``name@alias``,
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sqlite3
@@ -63,9 +62,11 @@ class Registry:
 
     @classmethod
     def default(cls) -> Registry:
-        """The registry under ``$AUTOML_OUTPUT_DIR`` (``outputs/``), as in conf/registry."""
-        root = Path(os.environ.get("AUTOML_OUTPUT_DIR", "outputs")) / "registry"
-        return cls(root / "registry.db", root / "models")
+        """The registry of the shared ``registry`` config group (conf/common/registry/)."""
+        from automl.config import COMMON, compose_config
+
+        where = compose_config(COMMON, "shared").registry
+        return cls(where.uri, where.store)
 
     @contextmanager
     def connect(self, write: bool = False):

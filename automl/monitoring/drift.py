@@ -49,7 +49,7 @@ def load_monitoring(name: str = "default", overrides: list[str] | None = None) -
     """The monitoring config as the commands compose it: ``monitoring=<name>`` (an option
     of the ``monitoring`` group, or a YAML file merged over its ``default``) with
     ``key=value`` ``overrides`` of its keys, checked against the schema."""
-    cfg = compose_config(COMMON, "checks", [f"monitoring={name}"])
+    cfg = compose_config(COMMON, "shared", [f"monitoring={name}"])
     return with_overrides(cfg.monitoring, overrides or [])
 
 
