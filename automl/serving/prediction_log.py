@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl.atomic import staged
 from automl.config import build
 
 log = logging.getLogger(__name__)
@@ -106,12 +107,9 @@ class ParquetStore:
         self.path = Path(path).expanduser()
 
     def append(self, kind: str, frame: pd.DataFrame) -> None:
-        folder = self.path / kind
-        folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
-        staging = folder / f".{name}"
-        frame.to_parquet(staging, index=False)
-        os.replace(staging, folder / name)
+        with staged(self.path / kind / name, suffix=".parquet") as tmp:
+            frame.to_parquet(tmp, index=False)
 
     def write(self, rows: list[tuple], feedback: list[tuple]) -> None:
         if rows:

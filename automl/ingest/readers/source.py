@@ -12,7 +12,6 @@ import hashlib
 import io
 import logging
 import lzma
-import os
 import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from automl.data.sources import fetch
-from automl.errors import DataError
+from automl.errors import ConfigError, DataError
 from automl.ingest.readers.base import PROBE_BYTES
 
 log = logging.getLogger(__name__)
@@ -245,10 +244,10 @@ class TextSource:
 
 
 def download(url: str, cache_dir: str | None) -> Path:
-    """``url`` fetched once into the cache (atomically: a temp file, then a rename)."""
-    cache = Path(
-        cache_dir or os.environ.get("AUTOML_CACHE_DIR") or Path.home() / ".cache" / "automl"
-    ).expanduser()
+    """``url`` fetched once into ``cache_dir`` (``paths.cache_dir``), atomically."""
+    if not cache_dir:
+        raise ConfigError(f"cannot download '{url}': paths.cache_dir is not set")
+    cache = Path(cache_dir).expanduser()
     name = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).name or "download"
     dest = cache / "ingest" / hashlib.sha256(url.encode()).hexdigest()[:16] / name
     if dest.is_file():
