@@ -1,35 +1,16 @@
-"""Shared fixtures: the real data folder, composing configs, running the CLI for real."""
+"""Pytest fixtures: isolated data cache and outputs for every test, and the composed
+training config (as in lightning-hydra-template). Plain helpers are in helpers.py."""
 
 from __future__ import annotations
 
+import copy
 import os
-import subprocess
-import sys
 import tempfile
-from pathlib import Path
+from collections.abc import Callable
 
-import pandas as pd
 import pytest
-from hydra import compose, initialize_config_module
-from omegaconf import DictConfig, OmegaConf
-
-from automl.config import register_schemas
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-FILE_DATASETS = ("adult", "abalone", "winequality_red", "horse_colic")
-EMBEDDED_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
-MODELS = ("lgbm", "xgb", "rf", "extra_trees", "linear", "hist_gb", "lgbm_default")
-# Small runs; tracking is tested on its own (tests/test_tracking.py).
-FAST = ["search.n_trials=1", "evaluation.cv_folds=2", "evaluation.plots=false", "tracking=none"]
-
-# adult's columns, as the shipped data set declares them (the files have no header)
-ADULT_COLUMNS = list(OmegaConf.load(ROOT / "conf" / "dataset" / "adult.yaml").source.reader.names)
-
-needs_shared_data = pytest.mark.skipif(
-    not SHARED_DATA.is_dir(), reason=f"real data folder {SHARED_DATA} is absent"
-)
-
+from helpers import FAST, SHARED_DATA, compose_train
+from omegaconf import DictConfig
 
 # Data files come from ../shared/data; downloads never touch the user's cache.
 os.environ["AUTOML_DATA_DIR"] = str(SHARED_DATA)
@@ -42,42 +23,19 @@ def _isolated_outputs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("AUTOML_OUTPUT_DIR", str(tmp_path_factory.mktemp("outputs")))
 
 
-def adult_test_rows(labels: bool = False) -> pd.DataFrame:
-    """The official adult test file as a user has it (label without its trailing ".",
-    or dropped)."""
-    frame = pd.read_csv(
-        SHARED_DATA / "adult-test.csv",
-        header=None,
-        names=ADULT_COLUMNS,
-        skipinitialspace=True,
-        comment="|",
-    )
-    if labels:
-        return frame.assign(income=frame["income"].str.removesuffix("."))
-    return frame.drop(columns="income")
+@pytest.fixture(scope="session")
+def cfg_train_global() -> DictConfig:
+    """The default training config with the small-run settings, composed once."""
+    return compose_train(FAST)
 
 
-def compose_train(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
-    """The composed training config, as `python -m automl <overrides>` would see it."""
-    register_schemas()
-    with initialize_config_module("automl.conf", version_base="1.3"):
-        return compose(config_name, overrides=overrides or [])
+@pytest.fixture
+def cfg_train(cfg_train_global: DictConfig) -> DictConfig:
+    """A copy of it for one test (change it freely)."""
+    return copy.deepcopy(cfg_train_global)
 
 
-def run_cli(
-    *args: str, cwd: Path | None = None, timeout: float = 600
-) -> subprocess.CompletedProcess:
-    """Run ``python -m <args>`` in a subprocess, capturing its output."""
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=cwd or ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ),
-    )
-
-
-def run_dirs() -> list[Path]:
-    """Run directories created so far under the current AUTOML_OUTPUT_DIR."""
-    return sorted(Path(os.environ["AUTOML_OUTPUT_DIR"]).glob("runs/*/*"))
+@pytest.fixture
+def train_config() -> Callable[..., DictConfig]:
+    """Compose the training config with overrides, as ``python -m automl <overrides>``."""
+    return compose_train

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ADULT_COLUMNS, FAST, SHARED_DATA, compose_train
+from helpers import ADULT_COLUMNS, FAST, SHARED_DATA, compose_train
 
 from automl.bundle.model import Model, load_model
 

@@ -15,7 +15,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-from conftest import ROOT, compose_train, run_cli, run_dirs
+from helpers import ROOT, compose_train, run_cli, run_dirs
 from sklearn.metrics import f1_score, roc_auc_score
 
 from automl.bundle.model import Model

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli, run_dirs
+from helpers import run_cli, run_dirs
 
 USER_DATASET = """\
 name: {name}

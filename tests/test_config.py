@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import EMBEDDED_DATASETS, FILE_DATASETS, MODELS, ROOT, compose_train, run_cli
+from helpers import EMBEDDED_DATASETS, FILE_DATASETS, MODELS, ROOT, run_cli
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from automl.config import build
@@ -26,26 +27,26 @@ def test_shipped_options_are_the_documented_ones():
 
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)], ids=str)
-def test_every_option_composes(group, option):
-    cfg = compose_train([f"{group}={option}"])
+def test_every_option_composes(group, option, train_config):
+    cfg = train_config([f"{group}={option}"])
     assert cfg.dataset.name and cfg.model.name and cfg.features.name
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_every_model_builds_both_estimators(model):
-    cfg = compose_train([f"model={model}"])
+def test_every_model_builds_both_estimators(model, train_config):
+    cfg = train_config([f"model={model}"])
     assert hasattr(build(cfg.model.classifier), "predict_proba")
     assert hasattr(build(cfg.model.regressor), "predict")
 
 
-def test_typo_in_override_names_the_key():
+def test_typo_in_override_names_the_key(train_config):
     with pytest.raises(ConfigCompositionException, match="n_trial"):
-        compose_train(["search.n_trial=3"])
+        train_config(["search.n_trial=3"])
 
 
-def test_wrong_type_names_the_key():
+def test_wrong_type_names_the_key(train_config):
     with pytest.raises(ConfigCompositionException, match="n_trials"):
-        compose_train(["search.n_trials=many"])
+        train_config(["search.n_trials=many"])
 
 
 def test_typo_in_a_users_dataset_file_names_the_key(tmp_path: Path):
@@ -58,8 +59,8 @@ def test_typo_in_a_users_dataset_file_names_the_key(tmp_path: Path):
     assert "taks" in result.stderr
 
 
-def test_build_names_the_key_of_a_bad_target():
-    cfg = compose_train(["model.classifier._target_=sklearn.nothing.Here"])
+def test_build_names_the_key_of_a_bad_target(train_config):
+    cfg = train_config(["model.classifier._target_=sklearn.nothing.Here"])
     with pytest.raises(ConfigError, match="model.classifier"):
         build(cfg.model.classifier)
 
@@ -79,6 +80,13 @@ def test_help_lists_groups_and_options():
     assert "lgbm" in result.stdout
 
 
-def test_plain_keys_are_validated_too():
+def test_plain_keys_are_validated_too(train_config):
     with pytest.raises((ConfigKeyError, ValidationError, ConfigCompositionException)):
-        compose_train(["evaluation.test_size=big"])
+        train_config(["evaluation.test_size=big"])
+
+
+def test_the_default_training_config_resolves(cfg_train):
+    """The composition fixture: the default run, every interpolation resolvable."""
+    resolved = OmegaConf.to_container(cfg_train, resolve=True)
+    assert (resolved["dataset"]["name"], resolved["model"]["name"]) == ("breast_cancer", "lgbm")
+    assert resolved["registry"]["uri"].endswith("registry/registry.db")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA, compose_train, needs_shared_data
+from helpers import SHARED_DATA, compose_train, needs_shared_data
 
 from automl.config import build
 from automl.data.dataset import clean, infer_task, load_dataset

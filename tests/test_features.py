@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, compose_train
+from helpers import ROOT, compose_train
 
 from automl.features import DateTimeExpander, NativeCategorical, RareCategoryGrouper, SignedLog
 from automl.features.pipeline import build_features

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ADULT_COLUMNS, FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
+from helpers import ADULT_COLUMNS, FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
@@ -192,7 +192,7 @@ def test_unknown_target_names_the_columns(tmp_path):
 
 
 @needs_shared_data
-def test_adult_ingested_matches_the_hand_written_data_set(tmp_path):
+def test_adult_ingested_matches_the_hand_written_data_set(tmp_path, train_config):
     conf = tmp_path / "conf"
     names = "[" + ",".join(ADULT_COLUMNS) + "]"
     result = run_cli(
@@ -212,7 +212,7 @@ def test_adult_ingested_matches_the_hand_written_data_set(tmp_path):
     assert spec["task"] == "binary" and spec["positive_class"] == ">50K"
     ingested = train_ingested(conf, "adult_in", tmp_path / "a")
     hand = train(
-        compose_train(["dataset=adult", "dataset.test_source=null", "model=lgbm", *FAST]),
+        train_config(["dataset=adult", "dataset.test_source=null", "model=lgbm", *FAST]),
         tmp_path / "b",
     )
     assert abs(ingested["auc"] - hand["auc"]) <= 0.002, (ingested["auc"], hand["auc"])

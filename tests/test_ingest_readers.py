@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ADULT_COLUMNS, SHARED_DATA, needs_shared_data
+from helpers import ADULT_COLUMNS, SHARED_DATA, needs_shared_data
 from hydra import compose, initialize_config_module
 from sklearn.datasets import dump_svmlight_file, load_iris, load_wine
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS, chromium_page
-from conftest import ADULT_COLUMNS, SHARED_DATA, needs_shared_data
+from helpers import ADULT_COLUMNS, SHARED_DATA, needs_shared_data
 
 from automl.ingest import profile_report
 from automl.ingest.infer import Limits, coerce, infer_kinds

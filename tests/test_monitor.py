@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import needs_shared_data
+from helpers import needs_shared_data
 from monitor_data import adult_model, adult_test, scored
 
 from automl.errors import ConfigError

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from browser import chromium_page
-from conftest import ADULT_COLUMNS, needs_shared_data, run_cli
+from helpers import ADULT_COLUMNS, needs_shared_data, run_cli
 from monitor_data import adult_model, adult_run, adult_test
 from omegaconf import OmegaConf
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
-from conftest import run_cli
+from helpers import run_cli
 
 
 def test_sweep_writes_jobs_and_a_summary():

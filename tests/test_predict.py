@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ADULT_COLUMNS, FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
+from helpers import ADULT_COLUMNS, FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
 
 from automl import load_model
 from automl.errors import AutomlError, ContractError
@@ -107,8 +107,8 @@ def test_unknown_output_format(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
 
 
-def test_regression_predictions(tmp_path):
-    train(compose_train(["dataset=diabetes", "model=linear", *FAST]), tmp_path)
+def test_regression_predictions(tmp_path, train_config):
+    train(train_config(["dataset=diabetes", "model=linear", *FAST]), tmp_path)
     from sklearn.datasets import load_diabetes
 
     rows = load_diabetes(as_frame=True).frame.drop(columns="target").head(5)

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import (
+from helpers import (
     FAST,
     SHARED_DATA,
     adult_test_rows,

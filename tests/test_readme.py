@@ -8,7 +8,7 @@ import shlex
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def quickstart_commands() -> list[str]:

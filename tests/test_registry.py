@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
+from helpers import FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
 
 from automl import load_model
 from automl.apps.registry import main as registry_cli
@@ -46,8 +46,8 @@ def test_run_registers_a_version_with_a_copy_of_its_bundle(iris_run):
     assert load_model("default.iris").classes == load_model(iris_run).classes
 
 
-def test_references(iris_run):
-    train(compose_train(IRIS + ["seed=7"]), iris_run.parent / "again")
+def test_references(iris_run, train_config):
+    train(train_config(IRIS + ["seed=7"]), iris_run.parent / "again")
     reg = registry()
     assert reg.version_of("default.iris") == ("default.iris", 2)
     reg.set_alias("default.iris", "production", 1)
@@ -64,8 +64,8 @@ def test_references(iris_run):
             load_model(ref)
 
 
-def test_cli_promote_show_list_delete(iris_run, capsys):
-    train(compose_train(IRIS + ["seed=7"]), iris_run.parent / "again")
+def test_cli_promote_show_list_delete(iris_run, capsys, train_config):
+    train(train_config(IRIS + ["seed=7"]), iris_run.parent / "again")
     assert registry_cli(["promote", "default.iris/1", "production"]) == 0
     assert registry_cli(["promote", "default.iris", "staging"]) == 0
     assert registry_cli(["list"]) == 0
@@ -272,12 +272,12 @@ def test_crash_while_saving_leaves_no_bundle(iris_run, tmp_path):
     assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".new.*"))
 
 
-def test_reference_profile_is_in_the_bundle(iris_run):
+def test_reference_profile_is_in_the_bundle(iris_run, train_config):
     model = load_model(iris_run)
     assert (iris_run / "model" / PROFILE).is_file()
     petal = model.profile["columns"]["petal length (cm)"]
     assert petal["kind"] == "numeric" and sum(petal["counts"]) == model.profile["rows"]
-    bins = compose_train().monitoring.profile.bins
+    bins = train_config().monitoring.profile.bins
     assert 0 < len(petal["edges"]) <= bins - 1 and petal["missing_rate"] == 0.0
     prediction = model.profile["prediction"]
     assert set(prediction["frequencies"]) <= set(model.classes)
@@ -285,11 +285,11 @@ def test_reference_profile_is_in_the_bundle(iris_run):
 
 
 @needs_shared_data
-def test_promote_and_score_by_alias_end_to_end(tmp_path):
+def test_promote_and_score_by_alias_end_to_end(tmp_path, train_config):
     """Train adult twice, promote v2, score by alias; move the alias back, score again."""
     for seed in (1, 2):
         train(
-            compose_train(
+            train_config(
                 [
                     "dataset=adult",
                     "model=lgbm",

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import FAST, ROOT, SHARED_DATA, adult_test_rows, compose_train
+from helpers import FAST, ROOT, SHARED_DATA, adult_test_rows, compose_train
 
 from automl import load_model
 from automl.bundle.registry import Registry

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import FAST, ROOT, compose_train
+from helpers import FAST, ROOT, compose_train
 from omegaconf import OmegaConf
 
 from automl.config import build
@@ -64,9 +64,9 @@ def tracked(tmp_path_factory):
     return cfg, uri, run_dir, metrics
 
 
-def test_mlflow_is_the_default_and_stores_beside_the_outputs(tmp_path, monkeypatch):
+def test_mlflow_is_the_default_and_stores_beside_the_outputs(tmp_path, monkeypatch, train_config):
     monkeypatch.setenv("AUTOML_OUTPUT_DIR", str(tmp_path / "outputs"))
-    cfg = compose_train()
+    cfg = train_config()
     tracker = build(cfg.tracking)
     assert isinstance(tracker, MlflowTracking)
     assert tracker.uri == f"sqlite:///{(tmp_path / 'outputs' / 'mlflow.db').as_posix()}"
@@ -74,7 +74,7 @@ def test_mlflow_is_the_default_and_stores_beside_the_outputs(tmp_path, monkeypat
     assert tracker.log_best_trials == 5 and tracker.log_artifacts is True
     where = (tmp_path / "outputs" / "mlflow-artifacts").as_uri()
     assert tracker._artifact_location().startswith(where + "/")
-    assert build(compose_train(["tracking=none"]).tracking).__class__ is NoTracking
+    assert build(train_config(["tracking=none"]).tracking).__class__ is NoTracking
 
 
 def test_a_relative_sqlite_path_is_taken_from_the_current_directory(tmp_path, monkeypatch):
@@ -168,7 +168,7 @@ def test_tracking_none_never_imports_mlflow(tmp_path):
         import sys
         from pathlib import Path
         sys.path.insert(0, {str(ROOT / "tests")!r})
-        from conftest import compose_train
+        from helpers import compose_train
         from automl.services.training import train
         cfg = compose_train(["dataset=iris", "model=linear", "search.n_trials=1",
                              "evaluation.cv_folds=2", "evaluation.plots=false",
@@ -185,10 +185,10 @@ def test_tracking_none_never_imports_mlflow(tmp_path):
     assert (tmp_path / "run" / "metrics.json").is_file()
 
 
-def test_an_unreachable_server_only_warns(tmp_path, monkeypatch, caplog):
+def test_an_unreachable_server_only_warns(tmp_path, monkeypatch, caplog, train_config):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    cfg = compose_train(
+    cfg = train_config(
         ["dataset=iris", *SMALL, "tracking=mlflow", "tracking.uri=http://127.0.0.1:9"]
     )
     with caplog.at_level(logging.WARNING, logger="automl.tracking"):

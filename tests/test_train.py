@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import (
+from helpers import (
     EMBEDDED_DATASETS,
     FAST,
     FILE_DATASETS,

@@ -16,6 +16,9 @@ from sklearn.metrics import (  # noqa: E402
     RocCurveDisplay,
 )
 
+from automl.atomic import write_bytes  # noqa: E402
+from automl.reports import render  # noqa: E402
+
 TOP_FEATURES = 20
 
 
@@ -75,8 +78,9 @@ def feature_importance(pipeline: Any) -> list[tuple[str, float]]:
 
 
 def save(fig: Any, path: Path, title: str) -> Path:
+    """``fig`` titled and written to ``path`` as the report kit renders figures."""
     fig.axes[0].set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_bytes(path, render(fig))
     plt.close(fig)
     return path
