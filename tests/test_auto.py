@@ -58,6 +58,18 @@ def test_budget_is_kept_and_a_trial_in_flight_is_stopped(tmp_path):
     assert metrics["auc"] > 0.98
 
 
+def test_a_single_family_under_a_budget_runs_in_a_worker_that_is_stopped(tmp_path):
+    # the same loop for one family: a time budget makes its trial stoppable
+    cfg = compose_train(
+        [*QUIET, "model=rf", "model.classifier.n_estimators=100000", "search.time_budget=4"]
+    )
+    started = time.perf_counter()
+    with pytest.raises(AutomlError, match="no search trial finished within the time budget"):
+        train(cfg, tmp_path / "run")
+    assert time.perf_counter() - started <= 1.1 * 4 + 1
+    assert not (tmp_path / "run" / "model").exists()
+
+
 def test_ensemble_is_saved_and_predicts_like_the_evaluated_model(tmp_path):
     metrics, run_dir = run_auto(
         tmp_path,

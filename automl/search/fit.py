@@ -159,7 +159,6 @@ def fit_search(
     if len(members) > 1 and deadline is not None and time.monotonic() + refit > deadline - finish:
         log.info("ensemble: its refit (~%.1fs) would overrun the budget; the best trial", refit)
         members, member_weights = result.kept[:1], np.array([1.0])
-        score = score_predictions(scoring, y_oof, members[0].outcome.oof, classes)
     threshold = None
     if cfg.model.threshold is not None and classes is not None and len(classes) == 2:
         blend = sum(w * m.outcome.oof for m, w in zip(members, member_weights, strict=True))
@@ -178,23 +177,34 @@ def fit_search(
     with threadpool_limits(limits=threads):
         fit(estimator, X, y, weights)
     log.info("refit of %d member(s): %.1fs", len(members), time.monotonic() - refit_started)
-    ensemble = pd.DataFrame(
-        {
-            "trial": [m.number for m in members],
-            "family": [m.family for m in members],
-            "weight": np.round(member_weights, 4),
-            "cv": [m.outcome.score for m in members],
-        }
-    )
+    params, ensemble = describe(members, member_weights, threshold)
+    tables = {"families": result.families, "ensemble": ensemble}
+    # the model's CV score: its trial's mean fold score (as in the leaderboard), or the
+    # ensemble's score on the pooled out-of-fold predictions
+    cv_score = score if len(members) > 1 else members[0].outcome.score
+    return Fitted(estimator, params, cv_score, result.trials, tables)
+
+
+def describe(
+    members: list[Kept], weights: np.ndarray, threshold: float | None
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The model's parameters (for the manifest) and its members as a table."""
     params = {
         "members": [
             {"trial": m.number, "family": m.family, "weight": float(w), "params": m.values}
-            for m, w in zip(members, member_weights, strict=True)
+            for m, w in zip(members, weights, strict=True)
         ],
         "threshold": threshold,
     }
-    tables = {"families": result.families, "ensemble": ensemble}
-    return Fitted(estimator, params, score, result.trials, tables)
+    table = pd.DataFrame(
+        {
+            "trial": [m.number for m in members],
+            "family": [m.family for m in members],
+            "weight": np.round(weights, 4),
+            "cv": [m.outcome.score for m in members],
+        }
+    )
+    return params, table
 
 
 def choose_members(
