@@ -1,6 +1,6 @@
 """Experiment tracking: what a training run reports, and where.
 
-``conf/tracking/`` picks the tracker (``tracking=mlflow``, the default, or
+``conf/common/tracking/`` picks the tracker (``tracking=mlflow``, the default, or
 ``tracking=none``); ``automl.services.training.train`` calls its ``log_run`` once the run's
 artifacts are on disk. A tracker never fails a run: the run directory is the record,
 the tracker a copy of it.

@@ -58,9 +58,9 @@ def test_budget_is_kept_and_a_trial_in_flight_is_stopped(tmp_path):
     assert metrics["auc"] > 0.98
 
 
-def test_a_single_family_under_a_budget_runs_in_a_worker_that_is_stopped(tmp_path):
+def test_a_single_family_under_a_budget_runs_in_a_worker_that_is_stopped(tmp_path, train_config):
     # the same loop for one family: a time budget makes its trial stoppable
-    cfg = compose_train(
+    cfg = train_config(
         [*QUIET, "model=rf", "model.classifier.n_estimators=100000", "search.time_budget=4"]
     )
     started = time.perf_counter()
@@ -70,7 +70,7 @@ def test_a_single_family_under_a_budget_runs_in_a_worker_that_is_stopped(tmp_pat
     assert not (tmp_path / "run" / "model").exists()
 
 
-def test_ensemble_is_saved_and_predicts_like_the_evaluated_model(tmp_path):
+def test_ensemble_is_saved_and_predicts_like_the_evaluated_model(tmp_path, train_config):
     metrics, run_dir = run_auto(
         tmp_path,
         "search.n_trials=10",
@@ -89,14 +89,14 @@ def test_ensemble_is_saved_and_predicts_like_the_evaluated_model(tmp_path):
     assert [m["trial"] for m in members] == list(ensemble["trial"])
 
     model = Model.load(run_dir / "model")
-    cfg = compose_train(["model=auto"])
+    cfg = train_config(["model=auto"])
     data = load_dataset(cfg.dataset, cfg.evaluation, cfg.seed)
     proba = model.predict_proba(data.test[data.features])["malignant"]
     y = (data.test[data.target] == "malignant").to_numpy()
     assert roc_auc_score(y, proba) == pytest.approx(metrics["auc"], abs=1e-12)
 
 
-def test_fixed_trials_and_seed_give_the_same_model(tmp_path):
+def test_fixed_trials_and_seed_give_the_same_model(tmp_path, train_config):
     overrides = (
         "dataset=wine",
         "search.n_trials=6",
@@ -112,7 +112,7 @@ def test_fixed_trials_and_seed_give_the_same_model(tmp_path):
     a = pd.read_csv(run_a / "leaderboard.csv")[columns]
     b = pd.read_csv(run_b / "leaderboard.csv")[columns]
     pd.testing.assert_frame_equal(a, b)
-    cfg = compose_train(["dataset=wine"])
+    cfg = train_config(["dataset=wine"])
     data = load_dataset(cfg.dataset, cfg.evaluation, cfg.seed)
     X = data.test[data.features]
     np.testing.assert_array_equal(
@@ -223,7 +223,7 @@ def test_bad_auto_settings_name_the_key(tmp_path, override, message):
 @pytest.mark.parametrize(
     "dataset", ["breast_cancer", pytest.param("adult", marks=pytest.mark.slow)]
 )
-def test_balanced_weights_and_a_tuned_threshold(tmp_path, dataset):
+def test_balanced_weights_and_a_tuned_threshold(tmp_path, dataset, train_config):
     # balanced weights change the fit, and the threshold tuned for F1 is stored and used
     # for the labels everywhere (predict, the evaluated F1); a single family (the same
     # search loop as model=auto) takes both
@@ -238,7 +238,7 @@ def test_balanced_weights_and_a_tuned_threshold(tmp_path, dataset):
     tuned, run_tuned = run_model(
         tmp_path, *overrides, "model.class_weight=balanced", "model.threshold=f1"
     )
-    cfg = compose_train([f"dataset={dataset}"])
+    cfg = train_config([f"dataset={dataset}"])
     data = load_dataset(cfg.dataset, cfg.evaluation, cfg.seed)
     X = data.test[data.features]
     positive = data.classes[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ROOT, compose_train
+from helpers import ROOT
 
 from automl.features import DateTimeExpander, NativeCategorical, RareCategoryGrouper, SignedLog
 from automl.features.pipeline import build_features
@@ -25,17 +25,17 @@ def table(n: int = 200, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def test_at_least_eight_techniques_ship():
+def test_at_least_eight_techniques_ship(train_config):
     targets = set()
     for name in SETS:
-        for block in compose_train([f"features={name}"]).features.blocks.values():
+        for block in train_config([f"features={name}"]).features.blocks.values():
             targets |= {step._target_ for step in block.steps}
     assert len(targets) >= 8, targets
 
 
 @pytest.mark.parametrize("name", SETS)
-def test_unseen_categories_and_missing_values(name):
-    cfg = compose_train([f"features={name}"])
+def test_unseen_categories_and_missing_values(name, train_config):
+    cfg = train_config([f"features={name}"])
     transformer = build_features(cfg.features)
     train = table()
     y = (train["num"] > 0).astype(int)

@@ -143,7 +143,10 @@ def test_bad_inputs_give_one_message(tmp_path, make, message):
 def test_bad_monitoring_config_exits_1(tmp_path):
     path = write_input(tmp_path / "x.csv", rows=200)
     result = monitor(f"input={path}", "monitoring=nope")
-    assert result.returncode == 1 and "neither a file of conf/monitoring/" in result.stdout
+    assert result.returncode == 1 and "Could not find 'monitoring/nope'" in result.stderr
+    assert "Available options in 'monitoring'" in result.stderr
+    result = monitor(f"input={path}", f"monitoring={tmp_path / 'missing.yaml'}")
+    assert result.returncode == 1 and "missing.yaml: no such file" in result.stderr
     result = run_cli("automl.monitor", f"model={tmp_path}", f"input={path}")
     assert result.returncode == 1 and "no model bundle" in result.stdout
 

@@ -101,10 +101,10 @@ def test_regression_plots(tmp_path):
     assert (tmp_path / "plots" / "feature_importance.png").is_file()
 
 
-def test_saved_model_predicts_like_the_evaluated_one(tmp_path):
+def test_saved_model_predicts_like_the_evaluated_one(tmp_path, train_config):
     metrics = fit(tmp_path, "wine", "xgb")
     model = load_model(tmp_path)
-    cfg = compose_train(["dataset=wine"])
+    cfg = train_config(["dataset=wine"])
     data = load_dataset(cfg.dataset, cfg.evaluation, cfg.seed)
     proba = model.predict_proba(data.test.drop(columns=data.target))
     y = pd.Categorical(data.test[data.target], categories=model.classes).codes
@@ -155,6 +155,6 @@ def test_feature_sets_train(tmp_path, features):
 
 @needs_shared_data
 @pytest.mark.slow
-def test_adult_lgbm_reaches_the_target_auc(tmp_path):
-    cfg = compose_train(["dataset=adult", "model=lgbm", "evaluation.plots=false"])
+def test_adult_lgbm_reaches_the_target_auc(tmp_path, train_config):
+    cfg = train_config(["dataset=adult", "model=lgbm", "evaluation.plots=false"])
     assert train(cfg, tmp_path)["auc"] >= 0.925

@@ -1,6 +1,6 @@
 """Drift tests: each compares a column's reference shares with its current counts.
 
-A test is a config node with ``_target_`` (``conf/monitoring/*.yaml``, ``drift.numeric`` /
+A test is a config node with ``_target_`` (``conf/common/monitoring/*.yaml``, ``drift.numeric`` /
 ``drift.categorical`` / ``drift.columns``) built once and called with a ``Histogram``:
 the reference's shares and the window's counts over the same buckets (numeric: the
 profile's quantile bins; categorical: its named categories plus one "other" bucket).
