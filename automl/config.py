@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -271,6 +272,14 @@ class TrainConfig:
 
 
 @dataclass
+class RegistryLocation:
+    """Where the registry is: its database and its bundle store (conf/common/registry/)."""
+
+    uri: str = MISSING
+    store: str = MISSING
+
+
+@dataclass
 class PredictConfig:
     model: str = MISSING
     input: str = MISSING
@@ -281,6 +290,7 @@ class PredictConfig:
     on_bad_rows: str = "quarantine"  # fail | skip | quarantine (automl.data.bad_rows)
     n_jobs: int = 2
     progress: bool = True
+    registry: RegistryLocation = field(default_factory=RegistryLocation)
     paths: PathsConfig = field(default_factory=PathsConfig)
     formats: dict[str, Any] = field(default_factory=dict)
 
@@ -296,6 +306,7 @@ class MonitorConfig:
     set: list[str] = field(default_factory=list)  # key=value overrides of ``monitoring``
     alerts: bool = True
     chunk_size: int = 100_000
+    registry: RegistryLocation = field(default_factory=RegistryLocation)
     paths: PathsConfig = field(default_factory=PathsConfig)
     formats: dict[str, Any] = field(default_factory=dict)
 
@@ -346,12 +357,6 @@ class IngestConfig:
 
 
 @dataclass
-class ServeRegistry:
-    uri: str = MISSING
-    store: str = MISSING
-
-
-@dataclass
 class ServeCache:
     size: int = 16
     resolve_ttl: float = 1.0
@@ -399,7 +404,7 @@ class ServeConfig:
     log_level: str = "info"
     access_log: bool = False
     preload: list[str] = field(default_factory=list)
-    registry: ServeRegistry = field(default_factory=ServeRegistry)
+    registry: RegistryLocation = field(default_factory=RegistryLocation)
     cache: ServeCache = field(default_factory=ServeCache)
     auth: ServeAuth = field(default_factory=ServeAuth)
     limits: ServeLimits = field(default_factory=ServeLimits)
@@ -417,7 +422,7 @@ class SharedConfig:
     default registry)."""
 
     paths: PathsConfig = field(default_factory=PathsConfig)
-    registry: ServeRegistry = field(default_factory=ServeRegistry)
+    registry: RegistryLocation = field(default_factory=RegistryLocation)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
 
@@ -493,8 +498,15 @@ def compose_config(module: str, name: str, overrides: list[str] | None = None) -
     """The config ``name`` of the config package ``module`` composed as its command would
     (schemas registered, file options allowed); a bad override is a ConfigError."""
     register_schemas()
+    running = GlobalHydra.instance()  # inside a Hydra command: set its state aside
+    outer = running.hydra if running.is_initialized() else None
+    running.clear()
     try:
         with initialize_config_module(module, version_base="1.3"):
             return compose(name, overrides=file_options(list(overrides or [])))
     except HydraException as exc:
         raise ConfigError(" ".join(line.strip() for line in str(exc).splitlines())) from exc
+    finally:
+        if outer is not None:
+            GlobalHydra.instance().clear()
+            GlobalHydra.instance().initialize(outer)

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from automl.bundle.model import load_model
+from automl.bundle.registry import Registry
 from automl.data.dataset import clean
 from automl.errors import DataError
 from automl.io import read_chunks
@@ -98,7 +99,7 @@ def monitor_file(cfg: Any, out_dir: Path) -> dict[str, Any]:
     """Check ``cfg.input`` against ``cfg.model``'s reference; the report (with its
     ``exit_code``), written to ``cfg.output`` or ``out_dir``."""
     settings = cfg.monitoring
-    model = load_model(cfg.model)
+    model = load_model(cfg.model, Registry(cfg.registry.uri, cfg.registry.store))
     path = Path(cfg.input).expanduser()
     window, read = read_window(model, path, cfg.formats, int(cfg.chunk_size))
     found = verdict(model, window, settings, read)

@@ -28,6 +28,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from automl.bundle.model import Model, load_model
+from automl.bundle.registry import Registry
 from automl.data.bad_rows import FAIL, QUARANTINE, check_on_bad_rows
 from automl.data.dataset import clean
 from automl.errors import ConfigError, ContractError
@@ -316,7 +317,7 @@ def predict_file(cfg: Any) -> BatchSummary:
     rejects = rejects_path(cfg, output)
     for path in [output, rejects] if quarantine else [output]:  # writable: checked now
         format_callable(cfg.formats, format_name(path, cfg.formats), "append")
-    model = load_model(cfg.model)
+    model = load_model(cfg.model, Registry(cfg.registry.uri, cfg.registry.store))
     if n_jobs > 1:
         one_thread_each(model.pipeline)
     started = time.perf_counter()
