@@ -130,7 +130,8 @@ def test_best_trials_are_nested_runs(tracked):
         number = int(child.data.tags["trial_number"])
         row = trials[trials["number"] == number].iloc[0]
         assert child.data.metrics["cv_roc_auc"] == pytest.approx(row["value"])
-        assert float(child.data.params["C"]) == pytest.approx(row["params_C"])
+        # a family's parameters are named <family>.<param> (one family: a portfolio of one)
+        assert float(child.data.params["linear.C"]) == pytest.approx(row["params_linear.C"])
 
 
 def test_only_the_best_trials_are_logged_and_long_values_are_clipped(tracked, tmp_path):
