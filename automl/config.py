@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -348,6 +349,8 @@ class IngestConfig:
     on_bad_rows: str = "fail"  # fail | skip | quarantine (automl.data.bad_rows)
     drop_kinds: list[str] = field(default_factory=list)
     max_classes: int = 20
+    max_download_bytes: int | None = 2 * 1024**3  # an http(s) input; null: no limit
+    max_decompressed_bytes: int | None = 10 * 1024**3  # per read of a compressed input
     limits: IngestLimits = field(default_factory=IngestLimits)
     contract: IngestContract = field(default_factory=IngestContract)
     report: IngestReport = field(default_factory=IngestReport)
@@ -388,12 +391,14 @@ class PredictionLogConfig:
     batch_size: int = 500
     flush_seconds: float = 1.0
     queue_size: int = 100_000
+    close_timeout: float | None = 300.0  # seconds shutdown waits for the queue (None: no limit)
     store: Any = MISSING  # a node with _target_ building the store
 
 
 @dataclass
 class ServeMetrics:
     latency_buckets: list[float] = field(default_factory=list)
+    public: bool = False  # /metrics shows every model to anyone (else: the caller's projects)
 
 
 @dataclass
@@ -426,8 +431,32 @@ class SharedConfig:
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
 
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def check_name(name: Any) -> str:
+    """A name that becomes a file or folder name (a data set's): letters, digits, ``_.-``,
+    not starting with ``.`` or ``-``, so that no output lands outside its folder."""
+    name = str(name)
+    if not NAME.fullmatch(name):
+        raise ConfigError(
+            f"name {name!r} cannot name a data set: use letters, digits, '_', '.' and '-' "
+            "(not first), no path separators, e.g. name=my_data"
+        )
+    return name
+
+
+def safe_name(name: Any) -> str:
+    """``name`` with every character :func:`check_name` refuses replaced by ``_`` (for a
+    folder Hydra makes before the job can refuse the name itself)."""
+    return re.sub(r"^[.-]|[^A-Za-z0-9_.-]", "_", str(name)) or "_"
+
+
 def register_schemas() -> None:
-    """Register the schemas in Hydra's ConfigStore (called before composing)."""
+    """Register the schemas in Hydra's ConfigStore (called before composing) and the
+    ``safe_name`` resolver (``${safe_name:${name}}`` in a path stays inside its folder)."""
+    if not OmegaConf.has_resolver("safe_name"):
+        OmegaConf.register_new_resolver("safe_name", safe_name)
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="predict_schema", node=PredictConfig)

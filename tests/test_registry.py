@@ -129,7 +129,9 @@ def test_compare_filters_sorts_pages_and_exports_2000_runs(tmp_path):
     reg = Registry(tmp_path / "registry.db", tmp_path / "models")
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    (bundle / MANIFEST).write_text("{}")
+    (bundle / PIPELINE).write_bytes(b"not loaded here")  # registering needs a whole bundle
+    (bundle / MANIFEST).write_text(json.dumps({"files": {PIPELINE: sha256(bundle / PIPELINE)}}))
+    (bundle / CHECKSUM).write_text(sha256(bundle / MANIFEST))
     rng = np.random.default_rng(0)
     aucs = rng.uniform(0.8, 0.95, 2000)
     with reg.connect(write=True) as db:  # 2,000 runs, as many training jobs would leave

@@ -142,10 +142,18 @@ class Model:
 
     @classmethod
     def load(cls, path: str | Path) -> Model:
-        """Load a bundle (or the bundle of a run directory), checking each file's hash."""
+        """Load a bundle (or the bundle of a run directory), checking each file's hash.
+
+        The manifest must list ``pipeline.joblib``, whose hash is checked before it is
+        unpickled. Unpickling runs code: load only bundles you trust (a registry reference
+        is also checked against the hashes the registry recorded when it registered it).
+        """
         bundle = resolve_bundle(Path(path))
         manifest = read_manifest(bundle)
-        for name, expected in manifest.get("files", {}).items():
+        files = manifest.get("files")
+        if not isinstance(files, dict) or not isinstance(files.get(PIPELINE), str):
+            raise damaged(bundle, f"its manifest does not list '{PIPELINE}' with its SHA-256")
+        for name, expected in files.items():
             file = bundle / name
             if not file.is_file() or sha256(file) != expected:
                 raise damaged(bundle, f"'{name}' is missing or does not match its SHA-256")

@@ -4,11 +4,18 @@ A SQLite database (safe for several processes on one machine) records each versi
 its metrics; the bundles are copied into the registry's store, so a run directory can be
 deleted without losing a registered model. A model reference is ``name@alias``,
 ``name/3`` or ``name`` (the latest version).
+
+The store is a code-execution boundary: loading a bundle unpickles it. At registration the
+database records the SHA-256 of the stored manifest and pipeline, and :meth:`Registry.resolve`
+refuses a bundle that no longer matches them, before anything is unpickled. Version numbers
+are never reused (a per-name high-water mark, as in MLflow), so ``name/3`` always means the
+same bundle.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import sqlite3
@@ -20,7 +27,10 @@ from typing import Any
 import pandas as pd
 
 from automl.atomic import discard, publish, temp_path
+from automl.bundle.model import CHECKSUM, MANIFEST, PIPELINE, read_manifest, sha256
 from automl.errors import AutomlError
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -44,13 +54,35 @@ CREATE TABLE IF NOT EXISTS aliases (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (name, alias)
 );
+CREATE TABLE IF NOT EXISTS bundle_hashes (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    manifest_sha256 TEXT NOT NULL,
+    pipeline_sha256 TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS name_versions (
+    name TEXT PRIMARY KEY,
+    last_version INTEGER NOT NULL
+);
 """
+SCHEMA_VERSION = 1  # 1: bundle_hashes and name_versions (older rows migrated in connect)
 REFERENCE = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[\w.-]+)|/(?P<version>\d+))?$")
 COLUMNS = ["name", "version", "project", "dataset", "family", "task", "created_at", "run_dir"]
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def bundle_hashes(bundle: Path) -> tuple[str, str]:
+    """SHA-256 of a bundle's manifest and pipeline, once the bundle is self-consistent:
+    ``manifest.sha256`` matches and the manifest lists the pipeline's hash."""
+    manifest = read_manifest(bundle)
+    pipeline = sha256(bundle / PIPELINE) if (bundle / PIPELINE).is_file() else None
+    if pipeline is None or manifest.get("files", {}).get(PIPELINE) != pipeline:
+        raise AutomlError(f"'{PIPELINE}' is missing, unlisted or does not match its manifest")
+    return sha256(bundle / MANIFEST), pipeline
 
 
 class Registry:
@@ -75,6 +107,8 @@ class Registry:
         with closing(sqlite3.connect(self.uri, timeout=60, isolation_level=None)) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                self.migrate(db)
             if not write:
                 yield db
                 return
@@ -86,18 +120,65 @@ class Registry:
                 db.execute("ROLLBACK")
                 raise
 
+    @staticmethod
+    def migrate(db: sqlite3.Connection) -> None:
+        """Bring a database written before bundle hashes up to date, once: each version
+        whose stored bundle is intact is trusted as it is now (its hashes recorded), and
+        each name's high-water mark starts at its latest version."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                db.execute(
+                    "INSERT INTO name_versions SELECT name, MAX(version) FROM versions "
+                    "GROUP BY name ON CONFLICT (name) DO UPDATE SET last_version = "
+                    "MAX(last_version, excluded.last_version)"
+                )
+                rows = db.execute(
+                    "SELECT v.name, v.version, v.bundle FROM versions v WHERE NOT EXISTS "
+                    "(SELECT 1 FROM bundle_hashes h WHERE h.name = v.name "
+                    "AND h.version = v.version)"
+                ).fetchall()
+                for name, version, bundle in rows:
+                    try:
+                        hashes = bundle_hashes(Path(bundle))
+                    except (AutomlError, OSError, ValueError) as exc:
+                        log.warning("registry: %s/%d not trusted (%s)", name, version, exc)
+                        continue
+                    db.execute(
+                        "INSERT INTO bundle_hashes VALUES (?, ?, ?, ?)", (name, version, *hashes)
+                    )
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
     def register(self, name: str, bundle: Path, manifest: dict[str, Any], run_dir: Path) -> int:
-        """Copy ``bundle`` into the store as the next version of ``name``; returns it."""
+        """Copy ``bundle`` into the store as the next version of ``name``; returns it.
+
+        The stored copy's hashes are recorded; a number is never given twice, and a folder
+        left under the new number by a crash before the commit is replaced.
+        """
         folder = self.store / name
         staging = temp_path(folder / "incoming-bundle", directory=True)  # the number: later
         try:
             shutil.copytree(bundle, staging, dirs_exist_ok=True)
+            try:
+                hashes = bundle_hashes(staging)
+            except AutomlError as exc:
+                raise AutomlError(f"cannot register '{bundle}' as {name}: {exc}") from None
             with self.connect(write=True) as db:
                 (latest,) = db.execute(
-                    "SELECT COALESCE(MAX(version), 0) FROM versions WHERE name = ?", (name,)
+                    "SELECT MAX(COALESCE((SELECT last_version FROM name_versions "
+                    "WHERE name = ?1), 0), COALESCE((SELECT MAX(version) FROM versions "
+                    "WHERE name = ?1), 0))",
+                    (name,),
                 ).fetchone()
                 version = latest + 1
                 target = folder / str(version)
+                if target.exists() or target.is_symlink():  # no row can point at it: we hold
+                    log.warning("registry: removing '%s', left by a crash", target)  # the lock
+                    discard(target)
                 publish(staging, target)
                 record = (
                     name,
@@ -113,6 +194,14 @@ class Registry:
                 )
                 try:
                     db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", record)
+                    db.execute(
+                        "INSERT INTO bundle_hashes VALUES (?, ?, ?, ?)", (name, version, *hashes)
+                    )
+                    db.execute(
+                        "INSERT INTO name_versions VALUES (?, ?) ON CONFLICT (name) "
+                        "DO UPDATE SET last_version = excluded.last_version",
+                        (name, version),
+                    )
                 except BaseException:
                     shutil.rmtree(target, ignore_errors=True)
                     raise
@@ -121,13 +210,41 @@ class Registry:
         return version
 
     def resolve(self, ref: str) -> Path:
-        """The bundle directory of a reference ``name@alias``, ``name/3`` or ``name``."""
+        """The bundle directory of a reference ``name@alias``, ``name/3`` or ``name``, once
+        it matches the hashes recorded when it was registered (else ``AutomlError``)."""
         name, version = self.version_of(ref)
         with self.connect() as db:
-            row = db.execute(
-                "SELECT bundle FROM versions WHERE name = ? AND version = ?", (name, version)
+            bundle, *recorded = db.execute(
+                "SELECT v.bundle, h.manifest_sha256, h.pipeline_sha256 FROM versions v "
+                "LEFT JOIN bundle_hashes h ON h.name = v.name AND h.version = v.version "
+                "WHERE v.name = ? AND v.version = ?",
+                (name, version),
             ).fetchone()
-        return Path(row[0])
+        self.verify(f"{name}/{version}", Path(bundle), tuple(recorded))
+        return Path(bundle)
+
+    @staticmethod
+    def verify(label: str, bundle: Path, recorded: tuple[str | None, ...]) -> None:
+        """Refuse a stored bundle that differs from what was registered as ``label``."""
+        refused = f"registered model '{label}' refused"
+        if None in recorded:
+            raise AutomlError(
+                f"{refused}: the registry has no recorded hash of its bundle (missing or "
+                "damaged when the registry was upgraded); register the model again"
+            )
+        current = []
+        for file in (MANIFEST, PIPELINE):
+            path = bundle / file
+            current.append(sha256(path) if path.is_file() else None)
+        changed = [
+            f for f, a, b in zip((MANIFEST, PIPELINE), current, recorded, strict=True) if a != b
+        ]
+        if changed or not (bundle / CHECKSUM).is_file():
+            raise AutomlError(
+                f"{refused}: its stored bundle does not match the one registered "
+                f"({', '.join(changed or [CHECKSUM])} changed since registration); restore "
+                "the bundle or register the model again"
+            )
 
     def version_of(self, ref: str) -> tuple[str, int]:
         """The (name, version) a reference points at; unknown ones name what exists."""
@@ -200,6 +317,7 @@ class Registry:
                     "or pass --force"
                 )
             db.execute("DELETE FROM aliases WHERE name = ? AND version = ?", (name, version))
+            db.execute("DELETE FROM bundle_hashes WHERE name = ? AND version = ?", (name, version))
             (bundle,) = db.execute(
                 "DELETE FROM versions WHERE name = ? AND version = ? RETURNING bundle",
                 (name, version),

@@ -4,6 +4,7 @@ set YAML with its inferred contract, the rejects and the profile report."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from contextlib import closing
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 from tqdm import tqdm
 
 from automl.atomic import discard, publish, staged, temp_path, write_text
-from automl.config import to_plain
+from automl.config import check_name, to_plain
 from automl.data.bad_rows import FAIL, QUARANTINE, check_on_bad_rows
 from automl.data.dataset import infer_task
 from automl.errors import ConfigError, DataError
@@ -35,6 +36,7 @@ ARROW_TYPES = {
     "text": pa.string(),
 }
 TRUTHY = ("1", "1.0", "yes", "y", "true", "t")
+INTERPOLATION = re.compile(r"(\\*)\$\{")  # '${' and the backslashes before it
 
 
 class CanonicalWriter:
@@ -106,18 +108,45 @@ def first_rejects(reasons: pd.Series, chunk: pd.DataFrame) -> str:
     return f"row {row}: {reasons[row]} (values: {chunk.loc[row].to_dict()})"
 
 
+def check_columns(columns: list[str], source: str) -> None:
+    """Column names become keys of the data set YAML: an empty (or blank) one is refused.
+
+    Any other text is kept as it is (newlines, quotes, ``#``, ``${``...): it reaches the
+    YAML only as data (see :func:`write_yaml`)."""
+    for position, column in enumerate(columns, 1):
+        if not column.strip():
+            raise DataError(
+                f"{source}: column {position} has an empty column name ({column!r}); name it "
+                "in the file, or give all names with the reader option names"
+            )
+
+
 def ingest(cfg: Any) -> dict[str, Any]:
-    """Run the ingest job described by ``cfg`` (conf/apps/ingest.yaml); returns a summary."""
+    """Run the ingest job described by ``cfg`` (conf/apps/ingest.yaml); returns a summary.
+
+    The input is untrusted: its column names and values reach the data set YAML only as
+    escaped data, ``name`` is checked before anything is written, and downloads and
+    decompression stop at ``max_download_bytes`` / ``max_decompressed_bytes``."""
     from automl.ingest.readers import open_table
 
     started = time.perf_counter()
+    check_name(cfg.name)
     on_bad_rows = check_on_bad_rows(cfg.on_bad_rows)
     if cfg.output_format not in ("parquet", "jsonl"):
         raise ConfigError(f"output_format must be parquet or jsonl, not '{cfg.output_format}'")
     conf_dir = Path(cfg.conf_dir).expanduser()
-    table = open_table(cfg.input, cfg.formats, to_plain(cfg.read), cfg.paths.cache_dir, on_bad_rows)
+    table = open_table(
+        cfg.input,
+        cfg.formats,
+        to_plain(cfg.read),
+        cfg.paths.cache_dir,
+        on_bad_rows,
+        max_download_bytes=cfg.max_download_bytes,
+        max_decompressed_bytes=cfg.max_decompressed_bytes,
+    )
     sample = table.sample(cfg.sample_rows)
     sample.columns = [str(c) for c in sample.columns]
+    check_columns(list(sample.columns), cfg.input)
     target = cfg.target
     if target not in sample.columns:
         raise DataError(
@@ -203,7 +232,7 @@ def ingest(cfg: Any) -> dict[str, Any]:
     for col in dropped:
         columns.pop(col)
     spec = dataset_spec(cfg, task, target, data_path, sorted(dropped), columns, stats, classes)
-    yaml_path = write_yaml(conf_dir / "dataset" / f"{cfg.name}.yaml", spec, cfg, kinds, dropped)
+    yaml_path = write_yaml(conf_dir / "dataset" / f"{cfg.name}.yaml", spec)
 
     report = {}
     if cfg.report.enabled:
@@ -293,21 +322,32 @@ def clean_numbers(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_yaml(
-    path: Path,
-    spec: dict[str, Any],
-    cfg: Any,
-    kinds: dict[str, ColumnKind],
-    dropped: dict[str, ColumnKind],
-) -> Path:
-    """Write the data set YAML atomically, with comments on the inferred types."""
-    lines = [
-        f"# Data set '{cfg.name}', written by automl.ingest from {cfg.input}.",
-        "# Inferred column kinds:",
-    ]
-    lines += [
-        f"#   {c}: {k.kind} ({k.reason})" + ("  -> dropped" if c in dropped else "")
-        for c, k in kinds.items()
-    ]
-    body = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100)
-    return write_text(path, "\n".join(lines) + "\n" + body)
+def escape_interpolation(text: str) -> str:
+    """``text`` as OmegaConf reads back literally: each ``${`` escaped as ``\\${`` (and the
+    backslashes before it doubled), so that composing the YAML interpolates nothing."""
+    if "${" not in text:
+        return text
+    return INTERPOLATION.sub(lambda m: m.group(1) * 2 + "\\${", text)
+
+
+def as_data(value: Any) -> Any:
+    """``value`` with every string value escaped (keys are never interpolated)."""
+    if isinstance(value, str):
+        return escape_interpolation(value)
+    if isinstance(value, dict):
+        return {str(k): as_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_data(v) for v in value]
+    return value
+
+
+def write_yaml(path: Path, spec: dict[str, Any]) -> Path:
+    """Write the data set YAML atomically: the spec through ``yaml.safe_dump`` only, its
+    strings escaped against interpolation, and a comment with no data in it (the column
+    kinds are in the ingest log and the profile report)."""
+    header = (
+        "# Data set written by automl.ingest from an untrusted file: every value below is\n"
+        "# data. The inferred column kinds are in the ingest log and the profile report.\n"
+    )
+    body = yaml.safe_dump(as_data(spec), sort_keys=False, allow_unicode=True, width=100)
+    return write_text(path, header + body)

@@ -83,7 +83,12 @@ class ServedModel:
 
 
 class ModelCache:
-    """An LRU cache of ``ServedModel`` keyed by (name, version), plus reference resolution."""
+    """An LRU cache of ``ServedModel`` keyed by (name, version), plus reference resolution.
+
+    The registry never gives a version number twice (a deleted ``name/3`` stays gone), so a
+    key always means one bundle; loads go through ``Registry.resolve``, which checks the
+    bundle against the hashes recorded at registration before it is unpickled.
+    """
 
     def __init__(self, registry: Registry, cfg: Any, fast_path: Any, contributions: Any) -> None:
         self.registry = registry

@@ -60,10 +60,13 @@ def open_table(
     options: dict | None = None,
     cache_dir: str | None = None,
     on_bad_rows: str = FAIL,
+    max_download_bytes: int | None = None,
+    max_decompressed_bytes: int | None = None,
 ) -> Table:
     """Open ``source`` (a file, an ``http(s)://`` URL or an SQLAlchemy URL) for reading,
     with its format's ``open`` from ``formats`` (the reader option ``format`` overrides the
-    suffix).
+    suffix). A download stops past ``max_download_bytes``, a read of a compressed file past
+    ``max_decompressed_bytes`` (DataErrors naming the key; None: no limit).
 
     Raises DataError, naming the file and line, when it is missing, empty, binary,
     undecodable, of an unknown format, or an SQL query fails; ConfigError for bad options.
@@ -73,7 +76,7 @@ def open_table(
     source = str(source)
     name = source
     if source.startswith(("http://", "https://")):
-        path = download(source, cache_dir)
+        path = download(source, cache_dir, max_download_bytes)
     elif source.startswith("file://"):
         path = Path(urllib.parse.unquote(urllib.parse.urlparse(source).path))
     elif SQL_SCHEME.match(source):
@@ -86,7 +89,7 @@ def open_table(
         raise DataError(f"'{name}' is not a file")
     if path.stat().st_size == 0:
         raise DataError(f"'{name}' is empty (0 bytes)")
-    src = Source(path, name)
+    src = Source(path, name, max_decompressed_bytes)
     fmt = named_format(opts.format, formats) if opts.format else suffix_format(src.suffix, formats)
     if fmt is None:
         what = src.suffix or "(no suffix)"

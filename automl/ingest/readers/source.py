@@ -13,12 +13,13 @@ import io
 import logging
 import lzma
 import urllib.parse
+import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from automl.data.sources import fetch
+from automl.atomic import staged
 from automl.errors import ConfigError, DataError
 from automl.ingest.readers.base import PROBE_BYTES
 
@@ -58,16 +59,40 @@ _CP1252 = [bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in range
 codecs.register_error("automl.ingest.fallback", _fallback_decode)
 
 
+class LimitedStream(io.RawIOBase):
+    """The bytes of ``raw``, stopping with a DataError once more than ``limit`` are read."""
+
+    def __init__(self, raw: BinaryIO, limit: int, name: str) -> None:
+        super().__init__()
+        self.raw, self.limit, self.name, self.count = raw, limit, name, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(min(len(buffer), self.limit + 1 - self.count))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise DataError(
+                f"'{self.name}' decompresses to more than {self.limit} bytes "
+                "(max_decompressed_bytes); raise max_decompressed_bytes if the file is trusted"
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+
 class Source:
     """A local file, possibly compressed (by its last suffix): opens its decompressed bytes.
 
     ``suffix`` is the suffix that names its format: the one before the compression suffix,
-    or a zip archive's one member's.
+    or a zip archive's one member's. ``max_bytes`` bounds the decompressed bytes of each
+    read of a compressed file (a DataError once exceeded: no zip bomb fills the memory).
     """
 
-    def __init__(self, path: Path, name: str | None = None) -> None:
+    def __init__(self, path: Path, name: str | None = None, max_bytes: int | None = None) -> None:
         self.path = path
         self.name = name or str(path)
+        self.max_bytes = max_bytes
         suffixes = [s.lower() for s in path.suffixes]
         self.compression = COMPRESSIONS.get(suffixes[-1]) if suffixes else None
         inner = suffixes[:-1] if self.compression else suffixes
@@ -105,6 +130,9 @@ class Source:
                     stream = stack.enter_context(opener(self.path, "rb"))
             except (OSError, zipfile.BadZipFile) as exc:
                 raise DataError(f"cannot open '{self.name}': {exc}") from exc
+            if self.compression is not None and self.max_bytes is not None:
+                limited = LimitedStream(stream, self.max_bytes, self.name)
+                stream = stack.enter_context(io.BufferedReader(limited))
             yield stream
 
     def read_all(self) -> bytes:
@@ -243,8 +271,11 @@ class TextSource:
         return None
 
 
-def download(url: str, cache_dir: str | None) -> Path:
-    """``url`` fetched once into ``cache_dir`` (``paths.cache_dir``), atomically."""
+def download(
+    url: str, cache_dir: str | None, max_bytes: int | None = None, timeout: float = 60.0
+) -> Path:
+    """``url`` fetched once into ``cache_dir`` (``paths.cache_dir``), atomically; more than
+    ``max_bytes`` (``max_download_bytes``) stops it with a DataError, the partial file removed."""
     if not cache_dir:
         raise ConfigError(f"cannot download '{url}': paths.cache_dir is not set")
     cache = Path(cache_dir).expanduser()
@@ -253,7 +284,26 @@ def download(url: str, cache_dir: str | None) -> Path:
     if dest.is_file():
         log.info("using the cached download of %s: %s", url, dest)
         return dest
+    too_big = DataError(
+        f"'{url}' is larger than {max_bytes} bytes (max_download_bytes); "
+        "raise max_download_bytes if the source is trusted"
+    )
+    log.info("downloading %s -> %s", url, dest)
     try:
-        return fetch(url, dest)
+        with (
+            staged(dest) as tmp,
+            tmp.open("wb") as out,
+            urllib.request.urlopen(url, timeout=timeout) as resp,
+        ):
+            declared = resp.headers.get("Content-Length", "")
+            if max_bytes is not None and declared.isdigit() and int(declared) > max_bytes:
+                raise too_big
+            total = 0
+            while block := resp.read(1 << 20):
+                total += len(block)
+                if max_bytes is not None and total > max_bytes:
+                    raise too_big
+                out.write(block)
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot download '{url}': {exc}") from exc
+    return dest

@@ -1,0 +1,130 @@
+"""Trusted bundles (issue 12, findings 6, 7 and 10): the registry records what it registered
+and refuses anything else before unpickling; version numbers are never reused; a crash
+between the bundle rename and the registry commit does not block later registrations."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import joblib
+import pytest
+from helpers import FAST, compose_train
+
+from automl import load_model
+from automl.bundle.model import CHECKSUM, MANIFEST, PIPELINE, sha256
+from automl.bundle.registry import Registry
+from automl.errors import AutomlError
+from automl.services.training import train
+from automl.serving.models import ModelCache
+
+IRIS = ["dataset=iris", "model=linear", *FAST]
+
+
+class Payload:
+    """A pickle that creates ``marker`` when it is unpickled (stands in for any code)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+@pytest.fixture
+def iris_run(tmp_path) -> Path:
+    train(compose_train(IRIS), tmp_path / "run")
+    return tmp_path / "run"
+
+
+@pytest.fixture
+def race(tmp_path, iris_run) -> tuple[Registry, Path, dict]:
+    """An empty registry, and a bundle with its manifest to register into it."""
+    bundle = iris_run / "model"
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    return Registry(tmp_path / "r.db", tmp_path / "models"), bundle, manifest
+
+
+def plant(bundle: Path, marker: Path, list_nothing: bool) -> None:
+    """The attack: a pipeline that runs code; with ``list_nothing``, ``files: {}`` and a
+    recomputed ``manifest.sha256`` so the bundle is self-consistent."""
+    joblib.dump(Payload(marker), bundle / PIPELINE)
+    if list_nothing:
+        manifest = json.loads((bundle / MANIFEST).read_text())
+        (bundle / MANIFEST).write_text(json.dumps(dict(manifest, files={})))
+        (bundle / CHECKSUM).write_text(sha256(bundle / MANIFEST) + "\n")
+
+
+@pytest.mark.parametrize("list_nothing", [True, False], ids=["files-emptied", "pipeline-only"])
+def test_a_tampered_registered_bundle_is_refused_before_unpickling(
+    iris_run, tmp_path, list_nothing
+):
+    registry = Registry.default()
+    stored = registry.resolve("default.iris/1")
+    marker = tmp_path / "pwned"
+    plant(stored, marker, list_nothing)
+    for ref in ("default.iris", "default.iris/1"):
+        with pytest.raises(AutomlError, match=r"'default.iris/1'.*does not match.*registered"):
+            load_model(ref)
+    assert not marker.exists()
+
+
+def test_a_bundle_whose_manifest_does_not_list_its_pipeline_is_refused(iris_run, tmp_path):
+    bundle = tmp_path / "copy"
+    shutil.copytree(iris_run / "model", bundle)
+    marker = tmp_path / "pwned"
+    plant(bundle, marker, list_nothing=True)
+    with pytest.raises(AutomlError, match="does not list 'pipeline.joblib'"):
+        load_model(bundle)
+    assert not marker.exists()
+
+
+def test_version_numbers_are_never_reused_and_the_cache_serves_the_new_model(race):
+    registry, bundle, manifest = race
+    assert [registry.register("race", bundle, manifest, bundle) for _ in range(2)] == [1, 2]
+    cfg = SimpleNamespace(size=4, resolve_ttl=0.0)
+    fast_path = SimpleNamespace(enabled=False, compilers={}, predictors={})
+    cache = ModelCache(registry, cfg, fast_path, {})
+    old = cache.get(*cache.resolve("race"))
+    assert old.version == 2
+    registry.delete("race", 2)
+    assert registry.register("race", bundle, manifest, bundle) == 3
+    name, version = cache.resolve("race")
+    assert version == 3 and cache.get(name, version) is not old
+    for v in (3, 1):
+        registry.delete("race", v)
+    assert registry.register("race", bundle, manifest, bundle) == 4  # none left, no reuse
+    with pytest.raises(AutomlError, match="no version 2"):
+        registry.version_of("race/2")
+
+
+def test_a_leftover_version_folder_from_a_crash_does_not_block_registering(race):
+    registry, bundle, manifest = race
+    assert registry.register("race", bundle, manifest, bundle) == 1
+    leftover = registry.store / "race" / "2"  # renamed into place, then no commit
+    shutil.copytree(bundle, leftover)
+    (leftover / "stale").write_text("from the crashed registration")
+    assert registry.register("race", bundle, manifest, bundle) == 2
+    assert not (leftover / "stale").exists()
+    assert load_model("race/2", registry=registry).classes == load_model(bundle).classes
+    assert registry.register("race", bundle, manifest, bundle) == 3
+
+
+def test_a_registry_from_before_hashes_is_migrated_trusting_its_bundles_once(race):
+    registry, bundle, manifest = race
+    for _ in range(2):
+        registry.register("race", bundle, manifest, bundle)
+    registry.delete("race", 2)
+    with registry.connect(write=True) as db:  # as the older code left it
+        db.execute("DROP TABLE bundle_hashes")
+        db.execute("DROP TABLE name_versions")
+        db.execute("PRAGMA user_version = 0")
+    assert load_model("race/1", registry=registry).classes  # hashed when migrated
+    assert registry.register("race", bundle, manifest, bundle) == 2  # reused: was unknown
+    with registry.connect(write=True) as db:  # a row the registry never hashed
+        db.execute("DELETE FROM bundle_hashes WHERE version = 2")
+    with pytest.raises(AutomlError, match=r"'race/2'.*no recorded hash"):
+        load_model("race/2", registry=registry)
