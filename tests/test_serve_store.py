@@ -33,8 +33,15 @@ def test_logger_writes_in_batches_and_read_log_joins_feedback(tmp_path, kind):
     )
     logger.log("r2", "p.m", 2, [{"a": 3.0, "b": "z"}], ["n"], proba[:1], ["n", "y"])
     logger.log("r3", "p.other", 1, [{"q": 1}], ["n"], proba[:1], ["n", "y"])
-    logger.feedback([("r1", 1, "y"), ("r2", 0, "n"), ("r2", 0, "y")])
+    logger.feedback([("r1", 1, "y", "p.m", 1), ("r2", 0, "n", "p.m", 2), ("r2", 0, "y", "p.m", 2)])
+    logger.feedback([("r1", 0, "n", "p.other", 1)])  # another model's label: not p.m's
     logger.close()
+    store = logger.store
+    assert store.issued("p.m", [("r1", 1), ("r2", 0), ("r3", 0), ("r1", 5)]) == {
+        ("r1", 1): 1,
+        ("r2", 0): 2,
+    }
+    assert store.issued("p.other", [("r3", 0), ("r1", 0)]) == {("r3", 0): 1}
     log = read_log(cfg.store, "p.m")
     assert list(log.columns) == [
         "request_id",

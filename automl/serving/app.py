@@ -39,7 +39,7 @@ def create_app(cfg: Any) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if cfg.prediction_log.enabled:
-            state.logger = PredictionLogger(cfg.prediction_log)
+            state.logger = PredictionLogger(cfg.prediction_log, state.metrics.log_failed)
         for ref in cfg.preload:
             name, version = await run_in_threadpool(state.cache.resolve, ref)
             await run_in_threadpool(state.cache.get, name, version)
@@ -47,7 +47,8 @@ def create_app(cfg: Any) -> FastAPI:
         log.info("ready: %d model(s) preloaded", len(cfg.preload))
         yield
         if state.logger is not None:
-            await run_in_threadpool(state.logger.close)
+            wait = cfg.prediction_log.get("close_timeout")
+            await run_in_threadpool(state.logger.close, None if wait is None else float(wait))
 
     app = FastAPI(
         title="automl serving",

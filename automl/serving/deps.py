@@ -63,13 +63,25 @@ class Server:
         return self.logger
 
     async def find(self, ref: str, name: str) -> tuple[str, int]:
-        """(name, version) of ``ref`` (a 404 that names no other project's model)."""
+        """(name, version) of ``ref``: a 404 that names only ``name``'s own versions and
+        aliases (never another model, nor a path)."""
         try:
             return self.cache.resolve(ref)
-        except AutomlError as exc:
+        except AutomlError:
             known = await run_in_threadpool(self.models.versions, name)
-            message = str(exc) if known else f"no model '{name}' in the registry"
-            raise ApiError(404, message) from None
+        if not known:
+            raise ApiError(404, f"no model '{name}' in the registry")
+        versions = [v["version"] for v in known]
+        aliases = sorted({a for v in known for a in v["aliases"]})
+        if "@" in ref:
+            alias = ref.split("@", 1)[1]
+            message = f"model '{name}' has no alias '{alias}' (aliases: {aliases or 'none'})"
+        elif "/" in ref:
+            number = ref.rsplit("/", 1)[1]
+            message = f"model '{name}' has no version {number} (versions: {versions})"
+        else:  # registered since the lookup failed
+            message = f"no model '{name}' in the registry"
+        raise ApiError(404, message)
 
 
 class LimitedRequest(Request):
@@ -125,7 +137,18 @@ async def caller(
     return found
 
 
+async def maybe_caller(
+    state: ServerDep,
+    key: Annotated[str | None, Security(api_key)],
+    token: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> Caller | None:
+    """The identity of the request's API key, or None without a valid one (open routes)."""
+    key = key or (token.credentials if token is not None else None)
+    return state.auth.caller(key) if key else None
+
+
 CallerDep = Annotated[Caller, Depends(caller)]
+MaybeCaller = Annotated[Caller | None, Depends(maybe_caller)]
 ModelName = Annotated[str, Path(description="a model: <project>.<dataset>")]
 
 

@@ -1,15 +1,18 @@
 """Prometheus metrics of the server: requests, errors, latency and rows per model version.
 
 With several uvicorn workers, ``python -m automl.serve`` sets ``PROMETHEUS_MULTIPROC_DIR``
-and ``/metrics`` adds up every worker's values.
+and ``/metrics`` adds up every worker's values. ``render(visible)`` keeps only the samples
+of the models ``visible`` accepts (``/metrics`` shows a caller its own projects' models).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -53,6 +56,16 @@ class Metrics:
             ["model", "version", "path"],
             registry=self.registry,
         )
+        self.log_failures = Counter(
+            "automl_prediction_log_failures",
+            "Prediction log records lost: queue_full (dropped) or unwritable (store refused)",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    def log_failed(self, reason: str, n: int) -> None:
+        """Count ``n`` lost prediction log records (the logger's ``on_failure``)."""
+        self.log_failures.labels(reason).inc(n)
 
     @contextmanager
     def observe(
@@ -79,10 +92,31 @@ class Metrics:
     def rows(self, model: str, version: int, path: str, n: int) -> None:
         self.predicted.labels(model, str(version), path).inc(n)
 
-    def render(self) -> tuple[bytes, str]:
-        """The exposition text (all workers' when running several)."""
-        registry = self.registry
+    def render(self, visible: Callable[[str], bool] | None = None) -> tuple[bytes, str]:
+        """The exposition text (all workers' when running several); with ``visible``, only
+        the samples whose ``model`` label it accepts (and those without one)."""
+        registry: Any = self.registry
         if os.environ.get(MULTIPROCESS):
             registry = CollectorRegistry()
             MultiProcessCollector(registry)
+        if visible is not None:
+            registry = Filtered(registry, visible)
         return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class Filtered:
+    """A collector: the metric families of ``source`` without other models' samples."""
+
+    def __init__(self, source: Any, visible: Callable[[str], bool]) -> None:
+        self.source = source
+        self.visible = visible
+
+    def collect(self) -> Iterable[Any]:
+        for family in self.source.collect():
+            kept = copy.copy(family)
+            kept.samples = [
+                s
+                for s in family.samples
+                if "model" not in s.labels or self.visible(s.labels["model"])
+            ]
+            yield kept

@@ -3,7 +3,10 @@
 The server hands each request's records to ``PredictionLogger.log``, which only puts them
 on a queue; a background thread writes them to the store in batches (``batch_size`` rows
 or every ``flush_seconds``), so the request path never waits for a disk. Labels sent to
-the feedback endpoint take the same way. Stores (``prediction_log.store`` in
+the feedback endpoint take the same way, each tied to the model and version that made the
+prediction (the server accepts feedback only for predictions its log holds). A record the
+store refuses is counted and skipped (``on_failure``), never the batch around it; ``close``
+writes everything queued. Stores (``prediction_log.store`` in
 ``conf/apps/serve.yaml``): ``SqliteStore`` (one file) and ``ParquetStore`` (a folder of
 Parquet files, one per batch).
 
@@ -21,19 +24,22 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from automl.atomic import staged
 from automl.config import build
 
 log = logging.getLogger(__name__)
 FIELDS = ["request_id", "row", "ts", "model", "version", "inputs", "prediction", "proba"]
-FEEDBACK = ["request_id", "row", "label", "ts"]
+FEEDBACK = ["request_id", "row", "label", "ts", "model", "version"]
+RETRY_SECONDS = 0.5  # the wait before a failed batch is tried again (a locked database)
 
 
 def dumps(value: Any) -> str:
@@ -51,8 +57,10 @@ class SqliteStore:
     );
     CREATE INDEX IF NOT EXISTS predictions_model_ts ON predictions (model, ts);
     CREATE TABLE IF NOT EXISTS feedback (
-        request_id TEXT NOT NULL, row INTEGER NOT NULL, label TEXT NOT NULL, ts REAL NOT NULL
+        request_id TEXT NOT NULL, row INTEGER NOT NULL, label TEXT NOT NULL, ts REAL NOT NULL,
+        model TEXT, version INTEGER
     );
+    CREATE INDEX IF NOT EXISTS predictions_request ON predictions (request_id, row);
     CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id, row);
     """
 
@@ -64,12 +72,37 @@ class SqliteStore:
         db = sqlite3.connect(self.path, timeout=60)
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(self.SCHEMA)
+        have = {r[1] for r in db.execute("PRAGMA table_info(feedback)")}
+        for column, kind in (("model", "TEXT"), ("version", "INTEGER")):  # an older log file
+            if column not in have:
+                db.execute(f"ALTER TABLE feedback ADD COLUMN {column} {kind}")
         return db
 
     def write(self, rows: list[tuple], feedback: list[tuple]) -> None:
         with closing(self.connect()) as db, db:
             db.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            db.executemany("INSERT INTO feedback VALUES (?, ?, ?, ?)", feedback)
+            db.executemany(
+                "INSERT INTO feedback (request_id, row, label, ts, model, version) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                feedback,
+            )
+
+    def issued(self, model: str, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """{(request_id, row): version} of the ``keys`` logged as predictions of ``model``."""
+        wanted, found = set(keys), {}
+        ids = sorted({rid for rid, _ in keys})
+        with closing(self.connect()) as db:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sql = (
+                    "SELECT request_id, row, version FROM predictions "
+                    f"WHERE model = ? AND request_id IN ({marks})"
+                )
+                for rid, row, version in db.execute(sql, [model, *chunk]):
+                    if (rid, row) in wanted:
+                        found[(rid, row)] = int(version)
+        return found
 
     def read(
         self, model: str, version: int | None, last: int | None, since: float | None
@@ -93,8 +126,11 @@ class SqliteStore:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                part = pd.read_sql_query(
-                    f"SELECT * FROM feedback WHERE request_id IN ({marks})", db, params=chunk
+                part = pd.read_sql_query(  # labels of this model (or older untied ones)
+                    f"SELECT * FROM feedback WHERE (model = ? OR model IS NULL) "
+                    f"AND request_id IN ({marks})",
+                    db,
+                    params=[model, *chunk],
                 )
                 labels = part if labels.empty else pd.concat([labels, part])
         return rows, labels
@@ -135,8 +171,39 @@ class ParquetStore:
         rows = rows.sort_values(["ts", "request_id", "row"], kind="stable")
         if last is not None:
             rows = rows.tail(last)
-        labels = self.frame("feedback", FEEDBACK)
+        files = sorted((self.path / "feedback").glob("part-*.parquet"))
+        labels = (
+            pd.read_parquet(files, schema=FEEDBACK_SCHEMA)
+            if files
+            else pd.DataFrame(columns=FEEDBACK)
+        )  # the schema given: older parts (without model, version) read as nulls there
+        labels = labels[labels["model"].isna() | (labels["model"] == model)]  # this model's
         return rows, labels[labels["request_id"].isin(set(rows["request_id"]))]
+
+    def issued(self, model: str, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """{(request_id, row): version} of the ``keys`` logged as predictions of ``model``."""
+        wanted = set(keys)
+        ids = sorted({rid for rid, _ in keys})
+        rows = self.frame(
+            "predictions", FIELDS, [("model", "==", model), ("request_id", "in", ids)]
+        )
+        return {
+            (rid, int(row)): int(version)
+            for rid, row, version in zip(rows["request_id"], rows["row"], rows["version"])
+            if (rid, int(row)) in wanted
+        }
+
+
+FEEDBACK_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("row", pa.int64()),
+        ("label", pa.string()),
+        ("ts", pa.float64()),
+        ("model", pa.string()),
+        ("version", pa.int64()),
+    ]
+)
 
 
 def open_store(store: Any) -> Any:
@@ -198,14 +265,20 @@ def read_log(
 
 
 class PredictionLogger:
-    """A queue and a writer thread: ``log`` and ``feedback`` return at once."""
+    """A queue and a writer thread: ``log`` and ``feedback`` return at once.
 
-    def __init__(self, cfg: Any) -> None:
+    ``on_failure(reason, n)`` is told of records lost: ``"queue_full"`` (dropped at the
+    door) or ``"unwritable"`` (refused by the store twice; the rest of the batch is written).
+    """
+
+    def __init__(self, cfg: Any, on_failure: Callable[[str, int], None] | None = None) -> None:
         self.store = open_store(cfg.store)
         self.batch_size = int(cfg.batch_size)
         self.flush_seconds = float(cfg.flush_seconds)
         self.queue: queue.Queue = queue.Queue(maxsize=int(cfg.queue_size))
+        self.on_failure = on_failure
         self.dropped = 0
+        self.failures = 0
         self.thread = threading.Thread(target=self.run, name="prediction-log", daemon=True)
         self.thread.start()
 
@@ -223,8 +296,8 @@ class PredictionLogger:
         entry = (request_id, time.time(), model, version, inputs, predictions, proba, classes)
         self.put(("p", *entry))
 
-    def feedback(self, items: list[tuple[str, int, Any]]) -> None:
-        """Queue true labels: (request_id, row, label) each."""
+    def feedback(self, items: list[tuple[str, int, Any, str, int]]) -> None:
+        """Queue true labels: (request_id, row, label, model, version) each."""
         self.put(("f", time.time(), items))
 
     def put(self, item: tuple) -> None:
@@ -232,8 +305,34 @@ class PredictionLogger:
             self.queue.put_nowait(item)
         except queue.Full:
             self.dropped += 1
+            self.count("queue_full", 1)
             if self.dropped == 1 or math.log2(self.dropped).is_integer():
                 log.warning("prediction log queue full: %d entries dropped", self.dropped)
+
+    def count(self, reason: str, n: int) -> None:
+        """Tell ``on_failure`` of ``n`` lost records (its own failure is only logged)."""
+        if reason != "queue_full":
+            self.failures += n
+        if self.on_failure is not None and n:
+            try:
+                self.on_failure(reason, n)
+            except Exception:
+                log.exception("prediction log: on_failure failed")
+
+    def records(self, item: tuple) -> list[tuple]:
+        """The store's rows for one queued entry ([] and counted when it cannot be read)."""
+        try:
+            if item[0] == "p":
+                return expand(item)
+            _, ts, items = item
+            return [
+                (str(rid), int(row), dumps(label), ts, str(model), int(version))
+                for rid, row, label, model, version in items
+            ]
+        except Exception:
+            log.exception("prediction log: skipped an entry that cannot be written")
+            self.count("unwritable", max(1, len(item[-1]) if item[0] == "f" else 1))
+            return []
 
     def run(self) -> None:
         rows: list[tuple] = []
@@ -248,10 +347,9 @@ class PredictionLogger:
             if item is None:
                 pass
             elif item[0] == "p":
-                rows.extend(expand(item))
+                rows.extend(self.records(item))
             elif item[0] == "f":
-                _, ts, items = item
-                feedback.extend((rid, int(row), dumps(lab), ts) for rid, row, lab in items)
+                feedback.extend(self.records(item))
             elif item[0] == "sync":
                 deadline = time.monotonic()  # write now, then tell the caller
             else:  # close
@@ -267,21 +365,56 @@ class PredictionLogger:
                 item[1].set()
 
     def flush(self, rows: list[tuple], feedback: list[tuple]) -> None:
+        """Write a batch; tried twice, then in halves so that only bad records are lost."""
+        for attempt in (1, 2):
+            try:
+                self.store.write(rows, feedback)
+                return
+            except Exception as exc:  # the log must never take the server down
+                log.warning("prediction log: write failed (attempt %d): %s", attempt, exc)
+                if attempt == 1:
+                    time.sleep(RETRY_SECONDS)
+        parts = [("p", r) for r in rows] + [("f", f) for f in feedback]
+        half = len(parts) // 2
+        lost = self.isolate(parts[:half]) + self.isolate(parts[half:])
+        self.count("unwritable", lost)
+
+    def isolate(self, parts: list[tuple[str, tuple]]) -> int:
+        """Write ``parts`` (("p" or "f", record)), splitting around failures: records lost."""
+        if not parts:
+            return 0
         try:
-            self.store.write(rows, feedback)
-        except Exception:  # the log must never take the server down
-            log.exception("prediction log: could not write %d records", len(rows) + len(feedback))
+            self.store.write(*split(parts))
+            return 0
+        except Exception:
+            if len(parts) == 1:
+                log.exception("prediction log: could not write a record: %s", parts[0][1][:2])
+                return 1
+        half = len(parts) // 2
+        return self.isolate(parts[:half]) + self.isolate(parts[half:])
 
     def sync(self, timeout: float = 10.0) -> bool:
-        """Wait until everything queued so far is written (for reading the log back)."""
+        """Wait until everything queued so far is written (for reading the log back);
+        False when that did not happen within ``timeout`` seconds."""
         done = threading.Event()
-        self.queue.put(("sync", done), timeout=timeout)
+        try:
+            self.queue.put(("sync", done), timeout=timeout)
+        except queue.Full:
+            return False
         return done.wait(timeout)
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued and stop the thread."""
+    def close(self, timeout: float | None = None) -> None:
+        """Write everything queued and stop the thread (waiting at most ``timeout`` s)."""
         self.queue.put(("close",))
         self.thread.join(timeout)
+        if self.thread.is_alive():
+            log.error("prediction log: %d entries not written at shutdown", self.queue.qsize())
+
+
+def split(parts: Iterable[tuple[str, tuple]]) -> tuple[list[tuple], list[tuple]]:
+    """(prediction rows, feedback rows) of tagged records."""
+    parts = list(parts)
+    return [r for kind, r in parts if kind == "p"], [r for kind, r in parts if kind == "f"]
 
 
 def expand(item: tuple) -> list[tuple]:

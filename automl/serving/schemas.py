@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, TypeAda
 
 REQUEST_ID = r"^[\w.-]{1,64}$"  # a request id: the caller's X-Request-ID or a new hex id
 REQUEST_ID_RE = re.compile(REQUEST_ID)
+MAX_ROW = 2**31 - 1  # a record's number: far beyond any batch, within every store's integers
+MAX_FEEDBACK = 10_000  # feedback items in one request
 
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Scalar = StrictStr | StrictInt | Number | StrictBool | None
@@ -41,14 +43,14 @@ class FeedbackItem(BaseModel):
     request_id: Annotated[str, Field(pattern=REQUEST_ID)] = Field(
         description="the request id of the prediction (its response, or X-Request-ID)"
     )
-    row: StrictInt = Field(0, ge=0, description="the record's number in that request")
+    row: StrictInt = Field(0, ge=0, le=MAX_ROW, description="the record's number in that request")
     label: StrictStr | StrictInt | Number = Field(description="the class label, or the value")
 
 
 class FeedbackBody(BaseModel):
     """True labels for earlier predictions."""
 
-    feedback: list[FeedbackItem] = Field(min_length=1)
+    feedback: list[FeedbackItem] = Field(min_length=1, max_length=MAX_FEEDBACK)
 
 
 class Accepted(BaseModel):

@@ -1,12 +1,22 @@
-"""Liveness, readiness and Prometheus metrics (no API key needed)."""
+"""Liveness, readiness and Prometheus metrics.
+
+No API key is needed, but model names are shown only to a caller whose key may see them:
+readiness lists the loaded models of the caller's projects, and ``/metrics`` keeps the
+samples of those models (all of them when ``metrics.public`` is true).
+"""
 
 from __future__ import annotations
+
+import logging
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from automl.serving.deps import LimitedRoute, ServerDep
+from automl.services.registry import project_of
+from automl.serving.deps import LimitedRoute, MaybeCaller, ServerDep
+
+log = logging.getLogger("automl.serving")
 
 router = APIRouter(tags=["health"], route_class=LimitedRoute)
 
@@ -18,20 +28,31 @@ async def live() -> dict:
 
 
 @router.get("/health/ready")
-async def ready(state: ServerDep) -> JSONResponse:
-    """Preloading is done and the auth database answers (503 otherwise)."""
+async def ready(state: ServerDep, who: MaybeCaller) -> JSONResponse:
+    """Preloading is done and the auth database answers (503 otherwise); with a key, the
+    loaded models of the caller's projects."""
     if not state.ready:
         return JSONResponse({"status": "starting"}, status_code=503)
     try:
         await run_in_threadpool(state.auth.ping)
-    except Exception as exc:  # any database failure means not ready
-        return JSONResponse({"status": "auth database down", "detail": str(exc)}, 503)
-    loaded = [f"{n}/{v}" for n, v in state.cache.cached()]
-    return JSONResponse({"status": "ready", "models": loaded})
+    except Exception:  # any database failure means not ready (its details only in the log)
+        log.exception("readiness: the auth database does not answer")
+        return JSONResponse({"status": "auth database down"}, 503)
+    answer: dict = {"status": "ready"}
+    if who is not None:
+        cached = state.cache.cached()
+        answer["models"] = [f"{n}/{v}" for n, v in cached if who.can(project_of(n), "viewer")]
+    return JSONResponse(answer)
 
 
 @router.get("/metrics")
-async def prometheus(state: ServerDep) -> Response:
-    """Prometheus metrics: requests, errors and latency per model and version."""
-    body, content_type = state.metrics.render()
+async def prometheus(state: ServerDep, who: MaybeCaller) -> Response:
+    """Prometheus metrics: requests, errors and latency per model and version (the
+    caller's projects' models only, unless ``metrics.public``)."""
+    if state.cfg.metrics.get("public", False):
+        body, content_type = state.metrics.render()
+    else:
+        body, content_type = state.metrics.render(
+            lambda model: who is not None and who.can(project_of(model), "viewer")
+        )
     return Response(body, media_type=content_type)

@@ -1,9 +1,16 @@
 """Predictions (the compiled fast path for small requests, the pipeline otherwise) and
-feedback labels for them."""
+feedback labels for them.
+
+Feedback is accepted only for (request id, row) pairs the prediction log holds for that
+model, with a label of the model's classes (classification) or a finite number
+(regression); one bad item refuses the whole request (422 naming each bad item). An input
+the model cannot score, or whose output is not finite, is a 422, never a 500.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from contextlib import suppress
 from typing import Any
@@ -53,7 +60,8 @@ async def predict(
             raise ApiError(422, f"no per-feature contributions for a '{family}' model")
         output, X, features, path = None, None, None, "fast"
         if len(records) <= int(state.cfg.fast_path.max_rows):
-            with suppress(Fallback):
+            # values the compiled path cannot score: the pipeline names the problem
+            with suppress(Fallback, ValueError, TypeError, ArithmeticError):
                 output, X = served.score_fast(records)
         if output is None:
             path = "pipeline"
@@ -66,6 +74,7 @@ async def predict(
             "request_id": request_id,
             "path": path,
         }
+        check_finite(output)
         classes = served.model.classes
         proba = None
         if classes is None:
@@ -86,11 +95,80 @@ async def predict(
 
 @router.post("/v1/models/{name}/feedback")
 async def feedback(body: FeedbackBody, name: Editable, state: ServerDep) -> Accepted:
-    """True labels for earlier predictions, by request id and record number (editor)."""
+    """True labels for earlier predictions of this model, by request id and record number
+    (editor). All or nothing: one bad item is a 422 naming it, and nothing is stored."""
+    logger = state.prediction_log()
     await state.find(name, name)
-    items = [(item.request_id, item.row, item.label) for item in body.feedback]
-    state.prediction_log().feedback(items)
+    if not await run_in_threadpool(logger.sync):
+        raise ApiError(503, "the prediction log is busy: send the feedback again shortly")
+    keys = [(item.request_id, item.row) for item in body.feedback]
+    issued = await run_in_threadpool(logger.store.issued, name, keys)
+    classes: dict[int, list[str] | None] = {}
+    items, errors = [], []
+    for n, item in enumerate(body.feedback):
+        where = {"field": f"body.feedback.{n}", "request_id": item.request_id, "row": item.row}
+        version = issued.get((item.request_id, item.row))
+        if version is None:
+            expected = f"no prediction of model '{name}' with this request id and row"
+            errors.append({**where, "expected": expected})
+            continue
+        if version not in classes:
+            served = await run_in_threadpool(state.cache.get, name, version)
+            classes[version] = served.model.classes
+        label, problem = checked_label(item.label, classes[version])
+        if problem:
+            errors.append({**where, "version": version, "expected": problem})
+        else:
+            items.append((item.request_id, item.row, label, name, version))
+    if errors:
+        message = f"{len(errors)} feedback item(s) refused, none stored: see errors"
+        raise ApiError(422, message, errors[:100])
+    logger.feedback(items)
     return Accepted(accepted=len(items))
+
+
+def checked_label(label: Any, classes: list[str] | None) -> tuple[Any, str | None]:
+    """(the label as stored, None) or (None, what was expected instead)."""
+    if classes is not None:
+        found = next((c for c in classes if str(c) == str(label)), None)
+        if found is None:
+            return None, f"'{label}' is not a class of the model (classes: {classes})"
+        return found, None
+    if isinstance(label, bool) or not isinstance(label, int | float):
+        return None, "a number (the model predicts values)"
+    try:
+        value = float(label)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        return None, "a finite number within the float range"
+    return label, None
+
+
+def check_finite(output: Any) -> None:
+    """A 422 naming the records whose prediction is not a finite number."""
+    values = np.asarray(output, dtype=float)
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)[:20].tolist()
+        raise ApiError(
+            422,
+            f"the model's output is not a finite number for record(s) {rows}: "
+            "an input value is outside the range the model can handle",
+            [{"row": r, "expected": "inputs within the training data's range"} for r in rows],
+        )
+
+
+def too_large(records: list[dict]) -> list[str]:
+    """The columns with a number beyond what a float32 model can hold."""
+    limit = float(np.finfo(np.float32).max)
+    columns = []
+    for record in records:
+        for column, value in record.items():
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if number and column not in columns and abs(value) > limit:
+                columns.append(column)
+    return columns
 
 
 def score_frame(served: ServedModel, records: list[dict]) -> tuple[np.ndarray, pd.DataFrame]:
@@ -127,7 +205,13 @@ def score_frame(served: ServedModel, records: list[dict]) -> tuple[np.ndarray, p
         raise ApiError(422, f"the input cannot be checked against the contract: {exc}") from None
     try:
         return served.predict(features), features
-    except (ValueError, TypeError) as exc:  # e.g. an encoder that rejects unseen categories
+    except (ValueError, TypeError, ArithmeticError) as exc:  # e.g. unseen categories
+        columns = too_large(records)
+        if columns:
+            errors = [{"column": c, "expected": "a value the model can hold"} for c in columns]
+            raise ApiError(
+                422, f"value too large for the model in column(s) {columns}", errors
+            ) from None
         raise ApiError(422, f"the model cannot score this input: {exc}") from None
 
 

@@ -1,0 +1,278 @@
+"""The server against hostile callers (issue 12, findings 2-5), in process.
+
+One module-wide world: a random forest on diabetes in project ``default`` and a LightGBM
+model on iris in project ``other``; ``otto`` administers ``other``, ``ada`` ``default``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from helpers import FAST, compose_train
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from automl.apps.admin import main as admin
+from automl.config import register_schemas
+from automl.monitoring.drift import with_overrides
+from automl.serving.app import create_app
+from automl.serving.prediction_log import PredictionLogger, read_log
+
+RF = "default.diabetes"
+LGBM = "other.iris"
+TEAM = {
+    "projects": ["default", "other"],
+    "users": {
+        "ada": {"roles": {"default": "admin"}},
+        "otto": {"roles": {"other": "admin"}},
+        "nemo": {"roles": {}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Two trained models, keys for three users, and the app in process."""
+    from automl.services.training import train
+
+    root = tmp_path_factory.mktemp("hostile")
+    out = f"paths.output_dir={root}"
+    train(compose_train(["dataset=diabetes", "model=rf", *FAST, out]), root / "rf")
+    train(compose_train(["dataset=iris", "model=lgbm", "project=other", *FAST, out]), root / "gb")
+    (root / "team.yaml").write_text(yaml.safe_dump(TEAM))
+    db = f"sqlite:///{root}/serving/auth.db"
+    keys_file = root / "keys.json"
+    assert admin(["--db", db, "setup", str(root / "team.yaml"), "--keys-out", str(keys_file)]) == 0
+    register_schemas()
+    with initialize_config_module("automl.conf.apps", version_base="1.3"):
+        cfg = compose("serve", overrides=[out, "prediction_log.flush_seconds=0.1"])
+    cfg.monitoring = with_overrides(cfg.monitoring, [])
+    app = create_app(cfg)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield {
+            "root": root,
+            "client": client,
+            "keys": json.loads(keys_file.read_text()),
+            "store": cfg.prediction_log.store,
+        }
+
+
+def call(world, user: str | None, method: str, path: str, **kwargs):
+    headers = kwargs.pop("headers", {})
+    if user is not None:
+        headers["Authorization"] = f"Bearer {world['keys'][user]}"
+    return world["client"].request(method, path, headers=headers, **kwargs)
+
+
+def logged(world, model: str):
+    """The model's log once everything queued so far is written."""
+    assert world["client"].app.state.server.logger.sync()
+    return read_log(world["store"], model)
+
+
+def diabetes_row(**changes) -> dict:
+    row = {c: 0.01 for c in ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")}
+    return {**row, **changes}
+
+
+IRIS_ROW = {
+    "sepal length (cm)": 5.1,
+    "sepal width (cm)": 3.5,
+    "petal length (cm)": 1.4,
+    "petal width (cm)": 0.2,
+}
+
+
+# --- finding 2: feedback is tied to what the server issued for that model ---
+
+
+def test_feedback_for_another_models_request_is_refused_and_changes_nothing(world):
+    answer = call(
+        world,
+        "ada",
+        "POST",
+        f"/v1/models/{RF}/predict",
+        json=diabetes_row(),
+        headers={"X-Request-ID": "shared1"},
+    )
+    assert answer.status_code == 200, answer.text
+    before = logged(world, RF)
+    assert before["request_id"].tolist()[-1] == "shared1"
+    crossed = call(
+        world,
+        "otto",
+        "POST",
+        f"/v1/models/{LGBM}/feedback",
+        json={"feedback": [{"request_id": "shared1", "label": "999"}]},
+    )
+    missing = call(
+        world,
+        "otto",
+        "POST",
+        f"/v1/models/{LGBM}/feedback",
+        json={"feedback": [{"request_id": "never-issued", "label": "999"}]},
+    )
+    assert crossed.status_code == missing.status_code == 422, crossed.text
+    assert crossed.json() == json.loads(missing.text.replace("never-issued", "shared1"))
+    assert RF not in crossed.text and "diabetes" not in crossed.text
+    after = logged(world, RF)
+    assert after["label"].isna().all() and len(after) == len(before)
+
+
+def test_feedback_checks_labels_rows_and_applies_all_or_nothing(world):
+    rid = call(world, "otto", "POST", f"/v1/models/{LGBM}/predict", json=[IRIS_ROW] * 2).json()[
+        "request_id"
+    ]
+    path = f"/v1/models/{LGBM}/feedback"
+    cases = [
+        ({"request_id": rid, "row": 0, "label": "no-such-class"}, "not a class"),
+        ({"request_id": rid, "row": 2, "label": "setosa"}, "no prediction"),
+        ({"request_id": rid, "row": 99999999999999999999, "label": "setosa"}, "less than"),
+    ]
+    for bad, text in cases:
+        good = {"request_id": rid, "row": 1, "label": "setosa"}
+        refused = call(world, "otto", "POST", path, json={"feedback": [good, bad]})
+        assert refused.status_code == 422, refused.text
+        assert text in refused.text and "feedback.1" in refused.text.replace("[1]", ".1")
+    log = logged(world, LGBM)
+    assert log[log["request_id"] == rid]["label"].isna().all()  # nothing applied
+    done = call(
+        world,
+        "otto",
+        "POST",
+        path,
+        json={"feedback": [{"request_id": rid, "row": 1, "label": "setosa"}]},
+    )
+    assert done.json() == {"accepted": 1}
+    # regression: a finite number only
+    rid = call(world, "ada", "POST", f"/v1/models/{RF}/predict", json=diabetes_row()).json()[
+        "request_id"
+    ]
+    text = call(
+        world,
+        "ada",
+        "POST",
+        f"/v1/models/{RF}/feedback",
+        json={"feedback": [{"request_id": rid, "label": "high"}]},
+    )
+    assert text.status_code == 422 and "a number" in text.text
+    ok = call(
+        world,
+        "ada",
+        "POST",
+        f"/v1/models/{RF}/feedback",
+        json={"feedback": [{"request_id": rid, "label": 151}]},
+    )
+    assert ok.json() == {"accepted": 1}
+    log = logged(world, RF)
+    assert log[log["request_id"] == rid]["label"].tolist() == [151]
+
+
+# --- finding 3: one bad record never loses a batch ---
+
+
+def test_logger_skips_one_unwritable_record_and_writes_the_rest(tmp_path):
+    cfg = OmegaConf.create(
+        {
+            "batch_size": 100,
+            "flush_seconds": 0.1,
+            "queue_size": 100,
+            "store": {
+                "_target_": "automl.serving.prediction_log.SqliteStore",
+                "path": str(tmp_path / "log.db"),
+            },
+        }
+    )
+    failed: list[int] = []
+    logger = PredictionLogger(cfg, on_failure=lambda reason, n: failed.append(n))
+    proba = np.array([[0.9, 0.1]])
+    logger.log("a", "p.m", 1, [{"x": 1.0}], ["n"], proba, ["n", "y"])
+    logger.feedback([("a", 0, "y", "p.m", 1), ("b", 2**70, "y", "p.m", 1)])  # unwritable row
+    logger.log("c", "p.m", 1, [{"x": 2.0}], ["y"], proba, ["n", "y"])
+    logger.close()
+    log = read_log(cfg.store, "p.m")
+    assert log["request_id"].tolist() == ["a", "c"]
+    assert log["label"].tolist()[0] == "y"
+    assert sum(failed) == 1 and logger.failures == 1
+
+
+def test_logger_flushes_everything_queued_on_close(tmp_path):
+    cfg = OmegaConf.create(
+        {
+            "batch_size": 10,
+            "flush_seconds": 30,
+            "queue_size": 10000,
+            "store": {
+                "_target_": "automl.serving.prediction_log.SqliteStore",
+                "path": str(tmp_path / "log.db"),
+            },
+        }
+    )
+    logger = PredictionLogger(cfg)
+    for i in range(2000):
+        logger.log(f"r{i}", "p.m", 1, [{"x": float(i)}], [1.0], None, None)
+    logger.close()
+    with sqlite3.connect(tmp_path / "log.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM predictions").fetchone() == (2000,)
+
+
+# --- finding 4: errors reveal only what the caller may see ---
+
+
+def test_errors_metrics_and_readiness_show_no_other_projects_names(world):
+    call(world, "ada", "POST", f"/v1/models/{RF}/predict", json=diabetes_row())
+    call(world, "otto", "POST", f"/v1/models/{LGBM}/predict", json=IRIS_ROW)
+    root = str(world["root"])
+    for path in (
+        "/v1/models/other.nope",
+        "/v1/models/other.nope/metadata",
+        f"/v1/models/{LGBM}/metadata?version=99",
+        f"/v1/models/{LGBM}/metadata?alias=x",
+    ):
+        answer = call(world, "otto", "GET", path)
+        assert answer.status_code == 404, (path, answer.text)
+        assert "diabetes" not in answer.text and root not in answer.text
+        assert "registry.db" not in answer.text
+    # "missing" and "not yours" read the same
+    missing = call(world, "otto", "GET", "/v1/models/default.nope/metadata")
+    theirs = call(world, "otto", "GET", f"/v1/models/{RF}/metadata")
+    assert missing.status_code == theirs.status_code == 403
+    assert missing.json() == json.loads(theirs.text.replace(RF, "default.nope"))
+    for user in (None, "nemo"):
+        ready = call(world, user, "GET", "/health/ready")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        assert "iris" not in ready.text and "diabetes" not in ready.text
+        metrics = call(world, user, "GET", "/metrics")
+        assert "iris" not in metrics.text and "diabetes" not in metrics.text
+    ready = call(world, "otto", "GET", "/health/ready").json()
+    assert [m.split("/")[0] for m in ready["models"]] == [LGBM]
+    metrics = call(world, "otto", "GET", "/metrics")
+    assert metrics.status_code == 200 and LGBM in metrics.text and "diabetes" not in metrics.text
+    assert "automl_prediction_log_failures" in metrics.text
+
+
+# --- finding 5: no 500 on finite input ---
+
+
+@pytest.mark.parametrize("value", [1e308, -1e308, 1e-308, 3.5e38])
+def test_extreme_finite_values_are_a_422_naming_the_column_or_scored(world, value):
+    for user, model, row in (
+        ("ada", RF, diabetes_row(age=value)),
+        ("otto", LGBM, {**IRIS_ROW, "sepal length (cm)": value}),
+    ):
+        for body in (row, [row] * 20):  # the fast path and the pipeline
+            answer = call(world, user, "POST", f"/v1/models/{model}/predict", json=body)
+            assert answer.status_code in (200, 422), answer.text
+            if answer.status_code == 422:
+                column = "age" if model == RF else "sepal length (cm)"
+                assert column in answer.text and "too large" in answer.text
+            else:
+                values = answer.json()["predictions"]
+                assert all(
+                    v is None or np.isfinite(v) if not isinstance(v, str) else True for v in values
+                )
