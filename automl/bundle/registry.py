@@ -93,12 +93,16 @@ class Registry:
         self.store = Path(store).expanduser()
 
     @classmethod
+    def at(cls, location: Any) -> Registry:
+        """The registry a ``registry`` config node (``uri``, ``store``) points at."""
+        return cls(location.uri, location.store)
+
+    @classmethod
     def default(cls) -> Registry:
         """The registry of the shared ``registry`` config group (conf/common/registry/)."""
         from automl.config import COMMON, compose_config
 
-        where = compose_config(COMMON, "shared").registry
-        return cls(where.uri, where.store)
+        return cls.at(compose_config(COMMON, "shared").registry)
 
     @contextmanager
     def connect(self, write: bool = False):

@@ -99,7 +99,7 @@ def monitor_file(cfg: Any, out_dir: Path) -> dict[str, Any]:
     """Check ``cfg.input`` against ``cfg.model``'s reference; the report (with its
     ``exit_code``), written to ``cfg.output`` or ``out_dir``."""
     settings = cfg.monitoring
-    model = load_model(cfg.model, Registry(cfg.registry.uri, cfg.registry.store))
+    model = load_model(cfg.model, Registry.at(cfg.registry))
     path = Path(cfg.input).expanduser()
     window, read = read_window(model, path, cfg.formats, int(cfg.chunk_size))
     found = verdict(model, window, settings, read)

@@ -317,7 +317,7 @@ def predict_file(cfg: Any) -> BatchSummary:
     rejects = rejects_path(cfg, output)
     for path in [output, rejects] if quarantine else [output]:  # writable: checked now
         format_callable(cfg.formats, format_name(path, cfg.formats), "append")
-    model = load_model(cfg.model, Registry(cfg.registry.uri, cfg.registry.store))
+    model = load_model(cfg.model, Registry.at(cfg.registry))
     if n_jobs > 1:
         one_thread_each(model.pipeline)
     started = time.perf_counter()

@@ -69,7 +69,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     }
     build(cfg.tracking).log_run(cfg, run_dir, metrics, fitted.trials, tags)
     if cfg.registry.enabled:
-        registry = Registry(cfg.registry.uri, cfg.registry.store)
+        registry = Registry.at(cfg.registry)
         version = registry.register(cfg.registry.name, run_dir / "model", model.manifest, run_dir)
         log.info("registered %s version %d (in %s)", cfg.registry.name, version, registry.uri)
     log.info(

@@ -45,7 +45,7 @@ class Server:
 
     @classmethod
     def build(cls, cfg: Any) -> Server:
-        registry = Registry(cfg.registry.uri, cfg.registry.store)
+        registry = Registry.at(cfg.registry)
         auth = AuthStore(cfg.auth.url, ttl=cfg.auth.cache_ttl)
         return cls(
             cfg=cfg,
