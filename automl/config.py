@@ -488,6 +488,40 @@ def to_plain(node: Any) -> Any:
     return node
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The absolute file of a ``sqlite:///<path>`` URL (also ``sqlite:///file:<path>?...``);
+    None for any other store or an in-memory database."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///").partition("?")[0].removeprefix("file:")
+    if not path or path == ":memory:":
+        return None
+    return Path(path).expanduser().resolve()
+
+
+INTERPOLATION = re.compile(r"(\\*)\$\{")  # '${' and the backslashes before it
+
+
+def escape_interpolation(text: str) -> str:
+    """``text`` as OmegaConf reads back literally: each ``${`` escaped as ``\\${`` (and the
+    backslashes before it doubled), so that composing it interpolates nothing."""
+    if "${" not in text:
+        return text
+    return INTERPOLATION.sub(lambda m: m.group(1) * 2 + "\\${", text)
+
+
+def as_data(value: Any) -> Any:
+    """Plain ``value`` with every string escaped (:func:`escape_interpolation`): data that
+    becomes config (generated YAML, a resolved config read back) stays literal."""
+    if isinstance(value, str):
+        return escape_interpolation(value)
+    if isinstance(value, dict):
+        return {str(k): as_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_data(v) for v in value]
+    return value
+
+
 COMMON = "automl.conf.common"  # the groups every command shares (conf/common/)
 FILE_GROUPS = ("monitoring",)  # groups whose option may also be the path of a YAML file
 

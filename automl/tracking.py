@@ -23,6 +23,9 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from automl.config import sqlite_path
+from automl.redact import redact
+
 log = logging.getLogger(__name__)
 
 # MLflow's limits (mlflow.utils.validation), repeated so that they cost no import.
@@ -177,7 +180,7 @@ class MlflowTracking:
             run_tags["mlflow.source.git.commit"] = commit
         run = client.create_run(experiment_id, run_name=run_dir.name, tags=clean_tags(run_tags))
         run_id = run.info.run_id
-        params = flatten(OmegaConf.to_container(cfg, resolve=True))
+        params = flatten(redact(OmegaConf.to_container(cfg, resolve=True)))
         log_batches(client, run_id, params=params, metrics=metrics)
         if self.log_artifacts:
             for folder in ("model", "plots"):
@@ -245,16 +248,6 @@ def absolute_sqlite_uri(uri: str) -> str:
         return uri
     _, sep, query = uri.partition("?")
     return "sqlite:///" + database.as_posix() + sep + query
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The absolute database path of a ``sqlite:///`` URI (None: not a SQLite file)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    path, _, _ = uri.removeprefix("sqlite:///").partition("?")
-    if not path or path == ":memory:":
-        return None
-    return Path(path).expanduser().resolve()
 
 
 @contextlib.contextmanager

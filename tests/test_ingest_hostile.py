@@ -18,9 +18,9 @@ from helpers import FAST, run_cli
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from automl.config import compose_config, register_schemas
+from automl.config import as_data, compose_config, escape_interpolation, register_schemas
 from automl.errors import ConfigError, DataError
-from automl.services.ingest import as_data, escape_interpolation, ingest
+from automl.services.ingest import ingest
 
 HOSTILE = [
     "line\nbreak",

@@ -13,11 +13,14 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from automl.atomic import write_text
 from automl.config import file_options, register_schemas
 from automl.errors import AutomlError
+from automl.redact import redact, redact_text
 
 APPS = "pkg://automl.conf.apps"  # the primary configs of the commands other than training
 
@@ -31,7 +34,7 @@ def run_command(parser: argparse.ArgumentParser, run: Callable[[Any], None], arg
     try:
         run(args)
     except AutomlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 1
     return 0
 
@@ -51,6 +54,23 @@ def report_user_errors(job: Callable[..., Any], *args: Any) -> Any:
         sys.exit(1)
 
 
+def redact_hydra_files() -> None:
+    """Hydra's copies of this job's config and overrides (``.hydra/*.yaml``, a sweep's
+    ``multirun.yaml``), saved before the job starts, rewritten with secrets masked."""
+    hydra_cfg = HydraConfig.get()
+    files: list[Path] = []
+    if hydra_cfg.output_subdir is not None:
+        files += (Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir).glob("*.yaml")
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        files.append(Path(hydra_cfg.sweep.dir) / "multirun.yaml")
+    for path in files:
+        if path.is_file():
+            saved = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+            clean = redact(saved)
+            if clean != saved:
+                write_text(path, OmegaConf.to_yaml(OmegaConf.create(clean)))
+
+
 def hydra_app(
     config_path: str, config_name: str
 ) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
@@ -61,6 +81,7 @@ def hydra_app(
     def wrap(job: Callable[[DictConfig], Any]) -> Callable[[], Any]:
         @hydra.main(config_path=config_path, config_name=config_name, version_base="1.3")
         def task(cfg: DictConfig) -> Any:
+            redact_hydra_files()
             return report_user_errors(job, cfg)
 
         @functools.wraps(job)
@@ -69,7 +90,7 @@ def hydra_app(
             try:
                 sys.argv[1:] = file_options(sys.argv[1:])
             except AutomlError as exc:
-                print(f"error: {exc}", file=sys.stderr)
+                print(f"error: {redact_text(str(exc))}", file=sys.stderr)
                 sys.exit(1)
             return task()
 

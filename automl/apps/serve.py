@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from automl.apps.common import APPS, hydra_app, run_dir
+from automl.atomic import write_text
 from automl.errors import ConfigError
 from automl.monitoring.drift import with_overrides
+from automl.redact import redact
 
 log = logging.getLogger("automl.serve")
 
@@ -30,7 +34,9 @@ def check(cfg: DictConfig) -> None:
 
 
 def serve(cfg: DictConfig) -> None:
-    """Write the resolved config beside the run's log and start uvicorn on it."""
+    """Start uvicorn on the resolved config (handed to its workers in the environment,
+    which only the server's own processes read), with a copy for people beside the run's
+    log (``serve_config.yaml``, secrets masked)."""
     import uvicorn
 
     from automl.serving.app import CONFIG_ENV
@@ -39,8 +45,9 @@ def serve(cfg: DictConfig) -> None:
     check(cfg)
     folder = run_dir()
     path = folder / "serve_config.yaml"
-    OmegaConf.save(cfg, path, resolve=True)
-    os.environ[CONFIG_ENV] = str(path)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    write_text(path, yaml.safe_dump(redact(resolved), sort_keys=False))
+    os.environ[CONFIG_ENV] = json.dumps(resolved)
     if cfg.workers > 1:
         metrics_dir = folder / "prometheus"
         metrics_dir.mkdir(parents=True, exist_ok=True)

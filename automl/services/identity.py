@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from automl.config import sqlite_path
 from automl.errors import AutomlError
 
 ROLES = ("viewer", "editor", "admin")  # each includes the rights of the ones before it
@@ -125,8 +126,9 @@ class AuthStore:
 
     def __init__(self, url: str, ttl: float = 5.0) -> None:
         parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database:
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        database = sqlite_path(url)
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(url)
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", sqlite_pragmas)

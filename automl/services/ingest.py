@@ -4,7 +4,6 @@ set YAML with its inferred contract, the rejects and the profile report."""
 from __future__ import annotations
 
 import logging
-import re
 import time
 from contextlib import closing
 from pathlib import Path
@@ -18,13 +17,14 @@ import yaml
 from tqdm import tqdm
 
 from automl.atomic import discard, publish, staged, temp_path, write_text
-from automl.config import check_name, to_plain
+from automl.config import as_data, check_name, to_plain
 from automl.data.bad_rows import FAIL, QUARANTINE, check_on_bad_rows
 from automl.data.dataset import infer_task
 from automl.errors import ConfigError, DataError
 from automl.ingest.infer import ColumnKind, Limits, RunningStats, coerce, contract_columns
 from automl.ingest.infer import infer_kinds as infer_all
 from automl.io import read_chunks
+from automl.redact import redact_text
 
 log = logging.getLogger(__name__)
 ARROW_TYPES = {
@@ -36,7 +36,6 @@ ARROW_TYPES = {
     "text": pa.string(),
 }
 TRUTHY = ("1", "1.0", "yes", "y", "true", "t")
-INTERPOLATION = re.compile(r"(\\*)\$\{")  # '${' and the backslashes before it
 
 
 class CanonicalWriter:
@@ -245,7 +244,7 @@ def ingest(cfg: Any) -> dict[str, Any]:
             target,
             task,
             conf_dir / "reports" / cfg.name,
-            title=f"{cfg.name}: {cfg.input}",
+            title=f"{cfg.name}: {redact_text(cfg.input)}",
             leakage_threshold=cfg.report.leakage_threshold,
             max_plots=cfg.report.max_plots,
         )
@@ -290,9 +289,10 @@ def dataset_spec(
 ) -> dict[str, Any]:
     """The data set YAML as a dict: the training job loads it unchanged."""
     reader = to_plain(cfg.formats[cfg.output_format].read)  # the format's pandas reader
+    source = redact_text(cfg.input)
     spec: dict[str, Any] = {
         "name": cfg.name,
-        "description": f"Ingested from {cfg.input} ({stats.rows} rows) by automl.ingest",
+        "description": f"Ingested from {source} ({stats.rows} rows) by automl.ingest",
         "target": target,
         "task": task,
     }
@@ -320,25 +320,6 @@ def clean_numbers(spec: dict[str, Any]) -> dict[str, Any]:
             value = float(round(float(value), 6))
         out[key] = value
     return out
-
-
-def escape_interpolation(text: str) -> str:
-    """``text`` as OmegaConf reads back literally: each ``${`` escaped as ``\\${`` (and the
-    backslashes before it doubled), so that composing the YAML interpolates nothing."""
-    if "${" not in text:
-        return text
-    return INTERPOLATION.sub(lambda m: m.group(1) * 2 + "\\${", text)
-
-
-def as_data(value: Any) -> Any:
-    """``value`` with every string value escaped (keys are never interpolated)."""
-    if isinstance(value, str):
-        return escape_interpolation(value)
-    if isinstance(value, dict):
-        return {str(k): as_data(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [as_data(v) for v in value]
-    return value
 
 
 def write_yaml(path: Path, spec: dict[str, Any]) -> Path:

@@ -18,6 +18,7 @@ from automl.config import build, to_plain
 from automl.data.dataset import Dataset, load_dataset
 from automl.evaluation import evaluate, save_plots
 from automl.monitoring.profile import build_profile
+from automl.redact import redact
 from automl.search import fit_search, start_pool
 
 log = logging.getLogger(__name__)
@@ -105,5 +106,5 @@ def manifest(cfg: DictConfig, data: Dataset, params: dict[str, Any]) -> dict[str
         "data_fingerprint": fingerprint(data.train),
         "versions": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": redact(OmegaConf.to_container(cfg, resolve=True)),  # no secrets in bundles
     }

@@ -3,12 +3,13 @@
 metrics, prediction log, alerts).
 
 ``create_app(cfg)`` builds it from the composed ``conf/apps/serve.yaml``; ``from_env()`` is
-the factory uvicorn workers call (the config travels as a file named by
-``$AUTOML_SERVE_CONFIG``).
+the factory uvicorn workers call (the resolved config travels as JSON in
+``$AUTOML_SERVE_CONFIG``, never in a file: it may hold database passwords).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -21,6 +22,8 @@ from fastapi.responses import JSONResponse
 from omegaconf import OmegaConf
 from starlette.concurrency import run_in_threadpool
 
+from automl.config import as_data
+from automl.redact import RedactingFilter
 from automl.services.identity import AccessDenied
 from automl.serving.deps import Server
 from automl.serving.inputs import ApiError, jsonable
@@ -97,8 +100,11 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
 
 
 def from_env() -> FastAPI:
-    """The app for a uvicorn worker: the config file named by ``$AUTOML_SERVE_CONFIG``."""
-    cfg = OmegaConf.load(os.environ[CONFIG_ENV])
+    """The app for a uvicorn worker: the resolved config in ``$AUTOML_SERVE_CONFIG`` (JSON,
+    read back literally: nothing in it is interpolated again)."""
+    cfg = OmegaConf.create(as_data(json.loads(os.environ[CONFIG_ENV])))
     if not logging.getLogger().handlers:  # a worker process: Hydra configured only the parent
         logging.basicConfig(level=cfg.log_level.upper(), format="[%(levelname)s] %(message)s")
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(RedactingFilter())
     return create_app(cfg)
