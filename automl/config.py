@@ -375,6 +375,8 @@ class ServeAuth:
 class ServeLimits:
     max_body_bytes: int = 10_485_760
     max_batch_rows: int = 100_000
+    max_concurrent_requests: int = 64
+    request_timeout: float = 60.0
 
 
 @dataclass

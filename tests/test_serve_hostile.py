@@ -1,4 +1,5 @@
-"""The server against hostile callers (issue 12, findings 2-5), in process.
+"""The server against hostile callers (issue 12, findings 2-5 and 9), in process (and on
+a real uvicorn server for the limits on slow requests).
 
 One module-wide world: a random forest on diabetes in project ``default`` and a LightGBM
 model on iris in project ``other``; ``otto`` administers ``other``, ``ada`` ``default``.
@@ -7,10 +8,17 @@ model on iris in project ``other``; ``otto`` administers ``other``, ``ada`` ``de
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
+import threading
+import time
+import tracemalloc
+from types import SimpleNamespace
 
+import httpx
 import numpy as np
 import pytest
+import uvicorn
 import yaml
 from fastapi.testclient import TestClient
 from helpers import FAST, compose_train
@@ -21,6 +29,7 @@ from automl.apps.admin import main as admin
 from automl.config import register_schemas
 from automl.monitoring.drift import with_overrides
 from automl.serving.app import create_app
+from automl.serving.inputs import ApiError, parse
 from automl.serving.prediction_log import PredictionLogger, read_log
 
 RF = "default.diabetes"
@@ -276,3 +285,153 @@ def test_extreme_finite_values_are_a_422_naming_the_column_or_scored(world, valu
                 assert all(
                     v is None or np.isfinite(v) if not isinstance(v, str) else True for v in values
                 )
+
+
+# --- finding 9: limits apply while reading; the log queue is bounded in records; a
+# request can neither hold the server forever nor crowd out the others ---
+
+
+def peak_bytes(job) -> tuple[object, int]:
+    """(what ``job()`` returned or raised, the peak memory it allocated)."""
+    tracemalloc.start()
+    try:
+        try:
+            result: object = job()
+        except ApiError as exc:
+            result = exc
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"[" + b"{}," * 2_000_000 + b"{}]", "application/json"),  # 6 MB, 2M records
+        (b'{"columns": ["a"], "data": [' + b"[1]," * 1_500_000 + b"[1]]}", "application/json"),
+        (b"a\n" + b"1\n" * 3_000_000, "text/csv"),
+    ],
+    ids=["records", "columnar", "csv"],
+)
+def test_the_row_limit_applies_before_the_rows_exist(body, content_type):
+    refused, peak = peak_bytes(lambda: parse(body, content_type, 1000))
+    assert isinstance(refused, ApiError) and refused.status == 413
+    assert "at most 1000" in refused.message
+    assert peak < 40 * 2**20  # parsing it all first took 150-400 MB
+
+
+def test_row_limit_counts_records_not_brackets():
+    """Braces inside strings never make a body look bigger than it is."""
+    records = [{"a": "{[{[" * 50, "b": i} for i in range(100)]
+    assert parse(json.dumps(records).encode(), "application/json", 100) == records
+    body = json.dumps({"columns": ["a"], "data": [["[[{{"]] * 100}).encode()
+    assert len(parse(body, "application/json", 100)) == 100
+    with pytest.raises(ApiError, match="at most 99"):
+        parse(json.dumps(records).encode(), "application/json", 99)
+
+
+class BlockedStore:
+    """A prediction log store whose writes wait for ``release`` (a slow disk)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.written: list[str] = []
+
+    def write(self, rows: list[tuple], feedback: list[tuple]) -> None:
+        self.release.wait(30)
+        self.written += [r[0] for r in rows]
+
+    def read(self, *args):  # pragma: no cover - not read here
+        raise NotImplementedError
+
+
+def test_log_queue_is_bounded_in_records_not_requests():
+    store = BlockedStore()
+    cfg = SimpleNamespace(batch_size=1, flush_seconds=0.05, queue_size=10, store=store)
+    lost: list[tuple[str, int]] = []
+    logger = PredictionLogger(cfg, on_failure=lambda reason, n: lost.append((reason, n)))
+    logger.log("first", "p.m", 1, [{"x": 1}], [1.0], None, None)  # taken by the writer
+    deadline = time.monotonic() + 10
+    while logger.queued and time.monotonic() < deadline:
+        time.sleep(0.01)
+    logger.log("eight", "p.m", 1, [{"x": 1}] * 8, [1.0] * 8, None, None)
+    logger.log("five", "p.m", 1, [{"x": 1}] * 5, [1.0] * 5, None, None)  # 13 > 10: dropped
+    logger.log("two", "p.m", 1, [{"x": 1}] * 2, [1.0] * 2, None, None)  # 10: fits
+    assert logger.queued == 10 and lost == [("queue_full", 5)]
+    store.release.set()
+    logger.close(30)
+    assert sorted(set(store.written)) == ["eight", "first", "two"]
+    assert len(store.written) == 11 and logger.queued == 0
+
+
+@pytest.fixture(scope="module")
+def limited(world):
+    """A real uvicorn server over the world's registry: one request at a time, 1 s each."""
+    root = world["root"]
+    with initialize_config_module("automl.conf.apps", version_base="1.3"):
+        cfg = compose(
+            "serve",
+            overrides=[
+                f"paths.output_dir={root}",
+                "limits.max_concurrent_requests=1",
+                "limits.request_timeout=1.0",
+                "prediction_log.enabled=false",
+            ],
+        )
+    cfg.monitoring = with_overrides(cfg.monitoring, [])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(30)
+
+
+def dribble(seconds: float, steps: int = 10):
+    """One diabetes record as a body sent slowly, in ``steps`` pieces over ``seconds``."""
+    body = json.dumps(diabetes_row()).encode()
+    size = -(-len(body) // steps)
+    for start in range(0, len(body), size):
+        time.sleep(seconds / steps)
+        yield body[start : start + size]
+
+
+def test_a_request_over_the_concurrency_limit_gets_503_and_health_still_answers(world, limited):
+    key = {"Authorization": f"Bearer {world['keys']['ada']}"}
+    slow: dict = {}
+
+    def send_slowly() -> None:
+        slow["answer"] = httpx.post(
+            f"{limited}/v1/models/{RF}/predict", content=dribble(0.8), headers=key, timeout=30
+        )
+
+    thread = threading.Thread(target=send_slowly)
+    thread.start()
+    time.sleep(0.3)  # the slow request holds the one slot while its body arrives
+    busy = httpx.get(f"{limited}/v1/models", headers=key, timeout=10)
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+    assert "limits.max_concurrent_requests" in busy.json()["detail"]
+    assert httpx.get(f"{limited}/health/live", timeout=10).status_code == 200
+    thread.join(30)
+    assert slow["answer"].status_code == 200, slow["answer"].text
+    assert httpx.get(f"{limited}/v1/models", headers=key, timeout=10).status_code == 200
+
+
+def test_a_request_that_outlives_the_timeout_gets_503_and_frees_its_slot(world, limited):
+    key = {"Authorization": f"Bearer {world['keys']['ada']}"}
+    answer = httpx.post(
+        f"{limited}/v1/models/{RF}/predict", content=dribble(2.5), headers=key, timeout=30
+    )
+    assert answer.status_code == 503
+    assert "limits.request_timeout" in answer.json()["detail"]
+    after = httpx.post(f"{limited}/v1/models/{RF}/predict", json=diabetes_row(), headers=key)
+    assert after.status_code == 200, after.text

@@ -26,11 +26,16 @@ def check(cfg: DictConfig) -> None:
         "fast_path.max_rows",
         "limits.max_body_bytes",
         "limits.max_batch_rows",
+        "limits.max_concurrent_requests",
         "prediction_log.batch_size",
     ):
         value = OmegaConf.select(cfg, key)
         if value < 1:
             raise ConfigError(f"{key} must be at least 1, got {value}")
+    if cfg.limits.request_timeout <= 0:
+        raise ConfigError(
+            f"limits.request_timeout must be positive, got {cfg.limits.request_timeout}"
+        )
 
 
 def serve(cfg: DictConfig) -> None:

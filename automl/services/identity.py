@@ -139,14 +139,22 @@ class AuthStore:
 
     # --- checks (the server) ---
 
+    def remembered(self, key: str) -> tuple[bool, Caller | None]:
+        """(True, the caller or None) when ``key`` was checked in the last ``ttl`` s;
+        (False, None) when only the database can tell (:meth:`caller`)."""
+        hit = self.checked.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
     def caller(self, key: str | None) -> Caller | None:
         """The caller a key belongs to, or None (unknown, malformed or revoked key)."""
         if not key:
             return None
+        known, found = self.remembered(key)
+        if known:
+            return found
         now = time.monotonic()
-        hit = self.checked.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
         found = self.lookup(key)
         with self.lock:
             if len(self.checked) > 10_000:

@@ -27,6 +27,7 @@ from automl.redact import RedactingFilter
 from automl.services.identity import AccessDenied
 from automl.serving.deps import Server
 from automl.serving.inputs import ApiError, jsonable
+from automl.serving.limits import RequestLimits
 from automl.serving.prediction_log import PredictionLogger
 from automl.serving.routes import health, models, monitoring, predict, projects
 
@@ -61,6 +62,11 @@ def create_app(cfg: Any) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.server = state
+    app.add_middleware(
+        RequestLimits,
+        max_concurrent=int(cfg.limits.max_concurrent_requests),
+        timeout=float(cfg.limits.request_timeout),
+    )
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(AccessDenied, access_denied)
     app.add_exception_handler(RequestValidationError, invalid_request)

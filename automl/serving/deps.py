@@ -64,9 +64,12 @@ class Server:
 
     async def find(self, ref: str, name: str) -> tuple[str, int]:
         """(name, version) of ``ref``: a 404 that names only ``name``'s own versions and
-        aliases (never another model, nor a path)."""
+        aliases (never another model, nor a path). The registry is read off the event loop."""
+        hit = self.cache.remembered(ref)
+        if hit is not None:
+            return hit
         try:
-            return self.cache.resolve(ref)
+            return await run_in_threadpool(self.cache.resolve, ref)
         except AutomlError:
             known = await run_in_threadpool(self.models.versions, name)
         if not known:
@@ -131,7 +134,7 @@ async def caller(
     key = key or (token.credentials if token is not None else None)
     if not key:
         raise ApiError(401, "no API key: send 'Authorization: Bearer <key>'")
-    found = state.auth.caller(key)
+    found = await identify(state, key)
     if found is None:
         raise ApiError(401, "unknown or revoked API key")
     return found
@@ -144,7 +147,14 @@ async def maybe_caller(
 ) -> Caller | None:
     """The identity of the request's API key, or None without a valid one (open routes)."""
     key = key or (token.credentials if token is not None else None)
-    return state.auth.caller(key) if key else None
+    return await identify(state, key) if key else None
+
+
+async def identify(state: Server, key: str) -> Caller | None:
+    """The caller of ``key``: from the recent checks, else from the database (off the
+    event loop, so one slow lookup never stalls other requests)."""
+    known, found = state.auth.remembered(key)
+    return found if known else await run_in_threadpool(state.auth.caller, key)
 
 
 CallerDep = Annotated[Caller, Depends(caller)]

@@ -1,5 +1,9 @@
 """Request bodies to records: JSON (one record, a list, or ``{"columns", "data"}``) or CSV,
-read with a size limit.
+read with a size limit and parsed with a row limit that applies before or while parsing:
+JSON that cannot hold more rows than the limit (counted by its brackets) is parsed at once,
+other JSON item by item, refused with 413 at the first record or row over the limit; a CSV
+is read at most one row past it. A body of millions of tiny rows never becomes millions
+of objects.
 
 Every way a body can be wrong is an ``ApiError`` with a 4xx status and a message that
 says what to send instead; nothing here raises anything else.
@@ -10,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -17,6 +22,8 @@ import pandas as pd
 from starlette.requests import Request
 
 SCALARS = (str, int, float, bool, type(None))
+WHITESPACE = re.compile(r"[ \t\n\r]*")
+DECODER = json.JSONDecoder()
 FORMS = 'one record {"col": value, ...}, a list of records, or {"columns": [...], "data": [[...]]}'
 
 
@@ -51,23 +58,29 @@ def parse(body: bytes, content_type: str, max_rows: int) -> list[dict]:
         raise ApiError(422, f"the body is empty: send {FORMS} (JSON), or a CSV with a header")
     kind = content_type.split(";")[0].strip().lower()
     if kind in ("text/csv", "application/csv"):
-        records = parse_csv(body)
+        records = parse_csv(body, max_rows)
     elif kind in ("", "application/json", "*/*") or kind.endswith("+json"):
-        records = parse_json(body)
+        records = parse_json(body, max_rows)
     else:
         raise ApiError(415, f"unsupported Content-Type '{kind}': use application/json or text/csv")
     if not records:
         raise ApiError(422, f"no records in the body: send {FORMS}")
     if len(records) > max_rows:
-        raise ApiError(
-            413, f"{len(records)} records in one request; at most {max_rows} (split the batch)"
-        )
+        raise too_many(max_rows)
     return records
 
 
-def parse_json(body: bytes) -> list[dict]:
+def too_many(max_rows: int) -> ApiError:
+    return ApiError(413, f"too many records in one request: at most {max_rows} (split the batch)")
+
+
+def parse_json(body: bytes, max_rows: int) -> list[dict]:
     try:
-        data = json.loads(body)
+        text = body.decode("utf-8-sig")
+        if text.count("{") <= max_rows + 1 and text.count("[") <= max_rows + 2:
+            data = json.loads(text)  # no list of records or rows can be over the limit
+        else:
+            data = load_json(text, max_rows)
     except UnicodeDecodeError:
         raise ApiError(400, "the body is not UTF-8 text") from None
     except ValueError as exc:
@@ -92,6 +105,72 @@ def parse_json(body: bytes) -> list[dict]:
     return records
 
 
+def load_json(text: str, max_rows: int) -> Any:
+    """The JSON value of ``text``; a top-level array, or the ``"data"`` array of a top-level
+    object, is decoded item by item: 413 at item ``max_rows + 1``, before the rest is read."""
+    value, end = decode(text, skip(text, 0), max_rows, top=True)
+    if skip(text, end) != len(text):
+        raise json.JSONDecodeError("Extra data", text, skip(text, end))
+    return value
+
+
+def decode(text: str, pos: int, max_rows: int, top: bool = False) -> tuple[Any, int]:
+    """(value, end) of the JSON value at ``pos``, bounding the arrays that hold rows."""
+    if text.startswith("[", pos):
+        return bounded_array(text, pos, max_rows)
+    if top and text.startswith("{", pos):
+        return top_object(text, pos, max_rows)
+    return DECODER.raw_decode(text, pos)
+
+
+def bounded_array(text: str, pos: int, max_rows: int) -> tuple[list, int]:
+    items: list = []
+    pos = skip(text, pos + 1)
+    if text.startswith("]", pos):
+        return items, pos + 1
+    while True:
+        item, pos = DECODER.raw_decode(text, pos)
+        items.append(item)
+        if len(items) > max_rows:
+            raise too_many(max_rows)
+        pos = expect(text, skip(text, pos), ",]")
+        if text[pos - 1] == "]":
+            return items, pos
+        pos = skip(text, pos)
+
+
+def top_object(text: str, pos: int, max_rows: int) -> tuple[dict, int]:
+    """A top-level object: one record, or the columnar form (its ``data`` bounded)."""
+    found: dict = {}
+    pos = skip(text, pos + 1)
+    if text.startswith("}", pos):
+        return found, pos + 1
+    while True:
+        if not text.startswith('"', pos):
+            raise json.JSONDecodeError("Expecting property name in double quotes", text, pos)
+        key, pos = DECODER.raw_decode(text, pos)
+        pos = skip(text, expect(text, skip(text, pos), ":"))
+        found[key], pos = (
+            decode(text, pos, max_rows) if key == "data" else DECODER.raw_decode(text, pos)
+        )
+        pos = expect(text, skip(text, pos), ",}")
+        if text[pos - 1] == "}":
+            return found, pos
+        pos = skip(text, pos)
+
+
+def skip(text: str, pos: int) -> int:
+    """The position after the JSON whitespace at ``pos``."""
+    return WHITESPACE.match(text, pos).end()  # type: ignore[union-attr]
+
+
+def expect(text: str, pos: int, chars: str) -> int:
+    """The position after one of ``chars`` at ``pos`` (a JSON syntax error otherwise)."""
+    if pos < len(text) and text[pos] in chars:
+        return pos + 1
+    raise json.JSONDecodeError(f"Expecting one of {' '.join(chars)}", text, pos)
+
+
 def columnar(columns: Any, data: Any) -> list[dict]:
     """Records from the columnar form; its shape is checked first."""
     if not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)):
@@ -111,13 +190,15 @@ def columnar(columns: Any, data: Any) -> list[dict]:
     return [dict(zip(columns, row)) for row in data]
 
 
-def parse_csv(body: bytes) -> list[dict]:
+def parse_csv(body: bytes, max_rows: int) -> list[dict]:
     try:
-        frame = pd.read_csv(io.BytesIO(body))
+        frame = pd.read_csv(io.BytesIO(body), nrows=max_rows + 1)
     except Exception as exc:  # pandas and the csv module raise several kinds for bad text
         raise ApiError(400, f"malformed CSV: {str(exc).strip()}") from None
     if frame.columns.duplicated().any() or any(str(c).startswith("Unnamed: ") for c in frame):
         raise ApiError(400, "malformed CSV: the header must name every column once")
+    if len(frame) > max_rows:
+        raise too_many(max_rows)
     return frame.to_dict("records")
 
 

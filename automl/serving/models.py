@@ -103,12 +103,17 @@ class ModelCache:
         self.lock = threading.Lock()
         self.loading: dict[tuple[str, int], threading.Lock] = {}
 
+    def remembered(self, ref: str) -> tuple[str, int] | None:
+        """(name, version) of a reference resolved in the last ``ttl`` s, else None."""
+        hit = self.resolved.get(ref)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     def resolve(self, ref: str) -> tuple[str, int]:
         """(name, version) of a reference, asking the registry at most every ``ttl`` s."""
+        hit = self.remembered(ref)
+        if hit is not None:
+            return hit
         now = time.monotonic()
-        hit = self.resolved.get(ref)
-        if hit is not None and hit[0] > now:
-            return hit[1]
         answer = self.registry.version_of(ref)
         self.resolved[ref] = (now + self.ttl, answer)
         return answer

@@ -267,17 +267,23 @@ def read_log(
 class PredictionLogger:
     """A queue and a writer thread: ``log`` and ``feedback`` return at once.
 
-    ``on_failure(reason, n)`` is told of records lost: ``"queue_full"`` (dropped at the
-    door) or ``"unwritable"`` (refused by the store twice; the rest of the batch is written).
+    The queue is bounded in records (``queue_size``), not requests: a request whose records
+    would take it past the bound is dropped whole and counted. ``on_failure(reason, n)`` is
+    told of records lost: ``"queue_full"`` (dropped at the door) or ``"unwritable"``
+    (refused by the store twice; the rest of the batch is written).
     """
 
     def __init__(self, cfg: Any, on_failure: Callable[[str, int], None] | None = None) -> None:
         self.store = open_store(cfg.store)
         self.batch_size = int(cfg.batch_size)
         self.flush_seconds = float(cfg.flush_seconds)
-        self.queue: queue.Queue = queue.Queue(maxsize=int(cfg.queue_size))
+        self.queue: queue.Queue = queue.Queue()  # bounded in records by ``put``
+        self.max_queued = int(cfg.queue_size)
+        self.queued = 0  # records on the queue
+        self.lock = threading.Lock()
         self.on_failure = on_failure
         self.dropped = 0
+        self.warned = -math.inf
         self.failures = 0
         self.thread = threading.Thread(target=self.run, name="prediction-log", daemon=True)
         self.thread.start()
@@ -294,20 +300,31 @@ class PredictionLogger:
     ) -> None:
         """Queue one request's records (never blocks; drops and counts when full)."""
         entry = (request_id, time.time(), model, version, inputs, predictions, proba, classes)
-        self.put(("p", *entry))
+        self.put(("p", *entry), len(inputs))
 
     def feedback(self, items: list[tuple[str, int, Any, str, int]]) -> None:
         """Queue true labels: (request_id, row, label, model, version) each."""
-        self.put(("f", time.time(), items))
+        self.put(("f", time.time(), items), len(items))
 
-    def put(self, item: tuple) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except queue.Full:
-            self.dropped += 1
-            self.count("queue_full", 1)
-            if self.dropped == 1 or math.log2(self.dropped).is_integer():
-                log.warning("prediction log queue full: %d entries dropped", self.dropped)
+    def put(self, item: tuple, records: int) -> None:
+        """Queue ``item`` of ``records`` records, unless that passes ``queue_size``."""
+        with self.lock:
+            full = self.queued + records > self.max_queued
+            if full:
+                self.dropped += records
+            else:
+                self.queued += records
+                self.queue.put_nowait(item)
+        if full:
+            self.count("queue_full", records)
+            if time.monotonic() - self.warned > 10:  # at most one line per 10 s
+                self.warned = time.monotonic()
+                log.warning("prediction log queue full: %d records dropped so far", self.dropped)
+
+    def taken(self, item: tuple) -> None:
+        """``item`` left the queue (its records no longer count against ``queue_size``)."""
+        with self.lock:
+            self.queued -= len(item[5]) if item[0] == "p" else len(item[2])
 
     def count(self, reason: str, n: int) -> None:
         """Tell ``on_failure`` of ``n`` lost records (its own failure is only logged)."""
@@ -344,6 +361,8 @@ class PredictionLogger:
                 item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 item = None
+            if item is not None and item[0] in "pf":
+                self.taken(item)
             if item is None:
                 pass
             elif item[0] == "p":
@@ -397,10 +416,7 @@ class PredictionLogger:
         """Wait until everything queued so far is written (for reading the log back);
         False when that did not happen within ``timeout`` seconds."""
         done = threading.Event()
-        try:
-            self.queue.put(("sync", done), timeout=timeout)
-        except queue.Full:
-            return False
+        self.queue.put(("sync", done))
         return done.wait(timeout)
 
     def close(self, timeout: float | None = None) -> None:
@@ -408,7 +424,7 @@ class PredictionLogger:
         self.queue.put(("close",))
         self.thread.join(timeout)
         if self.thread.is_alive():
-            log.error("prediction log: %d entries not written at shutdown", self.queue.qsize())
+            log.error("prediction log: %d records not written at shutdown", self.queued)
 
 
 def split(parts: Iterable[tuple[str, tuple]]) -> tuple[list[tuple], list[tuple]]:

@@ -39,6 +39,7 @@ from automl.serving.schemas import (
 log = logging.getLogger("automl.serving")
 router = APIRouter(tags=["predict"], route_class=LimitedRoute, responses=ERRORS)
 PREDICT_BODY = request_body({"application/json": PredictJson, "text/csv": CsvText})
+INLINE_BYTES = 65536  # bodies up to this size are parsed on the event loop (microseconds)
 
 
 @router.post("/v1/models/{name}/predict", openapi_extra=PREDICT_BODY)
@@ -54,7 +55,11 @@ async def predict(
     with state.metrics.observe("predict", name, served.version, started):
         body = await request.body()
         content_type = request.headers.get("content-type", "")
-        records = parse(body, content_type, int(limits.max_batch_rows))
+        max_rows = int(limits.max_batch_rows)
+        if len(body) <= INLINE_BYTES:
+            records = parse(body, content_type, max_rows)
+        else:  # a batch: parsed off the event loop
+            records = await run_in_threadpool(parse, body, content_type, max_rows)
         if contributions and served.explain is None:
             family = served.model.manifest.get("model_family")
             raise ApiError(422, f"no per-feature contributions for a '{family}' model")
@@ -67,30 +72,46 @@ async def predict(
             path = "pipeline"
             output, features = await run_in_threadpool(score_frame, served, records)
         state.metrics.rows(name, served.version, path, len(records))
-        request_id = request_id_of(request)
-        answer: dict[str, Any] = {
-            "model": name,
-            "version": served.version,
-            "request_id": request_id,
-            "path": path,
-        }
-        check_finite(output)
-        classes = served.model.classes
-        proba = None
-        if classes is None:
-            predictions = np.asarray(output, dtype=float).tolist()
-        else:
-            proba = np.asarray(output)
-            predictions = served.model.labels(proba).tolist()  # a tuned threshold too
-            answer["probabilities"] = [dict(zip(classes, row)) for row in proba.tolist()]
-        answer["predictions"] = predictions
+        values = None
         if contributions:
             values = await run_in_threadpool(served.contributions, X, features)
-            answer["contributions"] = format_contributions(served, values)
+        request_id = request_id_of(request)
+        if path == "fast":
+            answer, predictions, proba = respond(served, request_id, path, output, values)
+        else:  # a batch's answer is built and encoded off the event loop
+            answer, predictions, proba = await run_in_threadpool(
+                respond, served, request_id, path, output, values
+            )
         if state.logger is not None:
+            classes = served.model.classes
             state.logger.log(request_id, name, served.version, records, predictions, proba, classes)
-        # labels are strings and the numbers finite floats (tolist): plain JSON as it is
-        return JSONResponse(answer, headers={"X-Request-ID": request_id})
+        return answer
+
+
+def respond(
+    served: ServedModel, request_id: str, path: str, output: Any, contributions: Any
+) -> tuple[JSONResponse, list, np.ndarray | None]:
+    """(the response, the predictions, the probabilities) for a model's output."""
+    check_finite(output)
+    answer: dict[str, Any] = {
+        "model": served.name,
+        "version": served.version,
+        "request_id": request_id,
+        "path": path,
+    }
+    classes = served.model.classes
+    proba = None
+    if classes is None:
+        predictions = np.asarray(output, dtype=float).tolist()
+    else:
+        proba = np.asarray(output)
+        predictions = served.model.labels(proba).tolist()  # a tuned threshold too
+        answer["probabilities"] = [dict(zip(classes, row)) for row in proba.tolist()]
+    answer["predictions"] = predictions
+    if contributions is not None:
+        answer["contributions"] = format_contributions(served, contributions)
+    # labels are strings and the numbers finite floats (tolist): plain JSON as it is
+    return JSONResponse(answer, headers={"X-Request-ID": request_id}), predictions, proba
 
 
 @router.post("/v1/models/{name}/feedback")
