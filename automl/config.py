@@ -170,6 +170,7 @@ class RegistryConfig:
     uri: str = MISSING  # the registry's SQLite database
     store: str = MISSING  # where registered bundles are kept
     name: str = MISSING  # the registered model's name, <project>.<dataset> by default
+    signing_key: str | None = None  # HMAC key: each version is signed, only signed ones load
 
 
 @dataclass
@@ -278,6 +279,7 @@ class RegistryLocation:
 
     uri: str = MISSING
     store: str = MISSING
+    signing_key: str | None = None  # HMAC key: only versions signed with it are loaded
 
 
 @dataclass

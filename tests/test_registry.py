@@ -116,6 +116,7 @@ def test_registry_changes_need_the_editor_role_and_are_audited(iris_run, tmp_pat
     ]
     assert log[0]["details"] == {"alias": "prod", "version": 1}
     assert store.audit_log("defaul_") == [] and store.audit_log("defaul") == []
+    assert store.audit_log("DEFAULT") == [] and store.audit_log("P3") == []  # LIKE ignores case
     assert "default.x@p3" in [e["target"] for e in store.audit_log("p3")]
     # a project the store does not manage has no roles to check; the change is audited
     service = RegistryService(registry(), AuthStore(f"sqlite:///{tmp_path}/empty.db"))

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import joblib
 import pytest
-from helpers import FAST, compose_train
+from helpers import FAST, compose_train, run_cli
 
 from automl import load_model
 from automl.bundle.model import CHECKSUM, MANIFEST, PIPELINE, sha256
@@ -128,3 +128,62 @@ def test_a_registry_from_before_hashes_is_migrated_trusting_its_bundles_once(rac
         db.execute("DELETE FROM bundle_hashes WHERE version = 2")
     with pytest.raises(AutomlError, match=r"'race/2'.*no recorded hash"):
         load_model("race/2", registry=registry)
+
+
+# --- optional signing: registry.signing_key ---
+
+
+def test_with_a_signing_key_only_versions_signed_with_it_are_loaded(race, tmp_path):
+    _, bundle, manifest = race
+    signer = Registry(tmp_path / "r.db", tmp_path / "models", signing_key="k1")
+    signer.register("p.iris", bundle, manifest, bundle.parent)
+    assert signer.resolve("p.iris/1").is_dir()
+    other_key = Registry(tmp_path / "r.db", tmp_path / "models", signing_key="k2")
+    with pytest.raises(AutomlError, match="not signed with this registry's signing key"):
+        other_key.resolve("p.iris")
+    # someone with write access to the database and the store, but not the key, adds a
+    # self-consistent version: it is refused before anything is unpickled
+    keyless = Registry(tmp_path / "r.db", tmp_path / "models")
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil"
+    shutil.copytree(bundle, evil)
+    plant(evil, marker, list_nothing=False)
+    files = dict(manifest["files"], **{PIPELINE: sha256(evil / PIPELINE)})
+    (evil / MANIFEST).write_text(json.dumps(dict(manifest, files=files)))
+    (evil / CHECKSUM).write_text(sha256(evil / MANIFEST) + "\n")
+    keyless.register("p.iris", evil, manifest, evil)
+    with pytest.raises(AutomlError, match="'p.iris/2' refused: it is not signed"):
+        load_model("p.iris", signer)
+    assert not marker.exists()
+    assert load_model("p.iris/1", signer).manifest["dataset"] == "iris"
+
+
+def test_sign_signs_intact_versions_from_before_the_key_and_never_a_changed_one(
+    race, tmp_path, monkeypatch
+):
+    _, bundle, manifest = race
+    folder = tmp_path / "reg"
+    registry = Registry(folder / "registry.db", folder / "models")  # no key yet
+    for _ in range(2):
+        registry.register("p.iris", bundle, manifest, bundle.parent)
+    monkeypatch.setenv("AUTOML_REGISTRY_SIGNING_KEY", "a-long-random-secret")
+    signer = Registry.default(folder)  # the key comes from the environment, via config
+    assert signer.signing_key is not None
+    with pytest.raises(AutomlError, match="not signed"):
+        signer.resolve("p.iris/1")
+    stored = Registry.default(folder).recorded("p.iris", 2)[0]
+    plant(stored, tmp_path / "pwned", list_nothing=True)
+    with pytest.raises(AutomlError, match="'p.iris/2'.*does not match"):
+        signer.sign()
+    shutil.rmtree(stored)
+    shutil.copytree(bundle, stored)  # restored from a backup
+    done = run_cli("automl.registry", "--registry", str(folder), "sign")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "signed 2 version(s): p.iris/1 p.iris/2"
+    assert signer.resolve("p.iris/1") and signer.resolve("p.iris/2")
+    assert run_cli("automl.registry", "--registry", str(folder), "sign").stdout.startswith(
+        "signed 0 version(s)"
+    )
+    monkeypatch.delenv("AUTOML_REGISTRY_SIGNING_KEY")
+    refused = run_cli("automl.registry", "--registry", str(folder), "sign")
+    assert refused.returncode == 1 and "no signing key" in refused.stderr

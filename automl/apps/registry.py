@@ -1,4 +1,4 @@
-"""``python -m automl.registry``: list, show, promote, compare and delete model versions.
+"""``python -m automl.registry``: list, show, promote, compare, delete and sign model versions.
 
 Changes (promote, unalias, delete) are made as ``--actor`` (default: the OS user): where
 the identity database (``--auth-db``, default ``auth.url`` of conf/apps/serve.yaml) manages
@@ -59,6 +59,10 @@ def parser() -> argparse.ArgumentParser:
     delete = commands.add_parser("delete", help="delete a version and its stored bundle")
     delete.add_argument("ref", help="name/3")
     delete.add_argument("--force", action="store_true", help="even when an alias points at it")
+    sign = commands.add_parser(
+        "sign", help="sign versions registered before registry.signing_key was set"
+    )
+    sign.add_argument("name", nargs="?", help="one model (default: every model)")
     return top
 
 
@@ -69,11 +73,7 @@ def show_table(frame: pd.DataFrame) -> None:
 
 def service(args: argparse.Namespace) -> RegistryService:
     """The registry of ``--registry``; with the identity store when the command changes it."""
-    registry = (
-        Registry(args.registry / "registry.db", args.registry / "models")
-        if args.registry
-        else Registry.default()
-    )
+    registry = Registry.default(args.registry)
     identity = AuthStore(args.auth_db or default_url()) if args.command in CHANGES else None
     return RegistryService(registry, identity)
 
@@ -113,6 +113,9 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "delete":
         name, version = models.delete(args.ref, args.actor, force=args.force)
         print(f"deleted {name}/{version}")
+    elif args.command == "sign":
+        signed = models.sign(args.name)
+        print(f"signed {len(signed)} version(s): {' '.join(signed) or '-'}")
 
 
 def main(argv: list[str] | None = None) -> int:

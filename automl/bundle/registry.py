@@ -10,10 +10,18 @@ database records the SHA-256 of the stored manifest and pipeline, and :meth:`Reg
 refuses a bundle that no longer matches them, before anything is unpickled. Version numbers
 are never reused (a per-name high-water mark, as in MLflow), so ``name/3`` always means the
 same bundle.
+
+With a signing key (``registry.signing_key``, from ``$AUTOML_REGISTRY_SIGNING_KEY``), each
+version also records an HMAC-SHA256 of its name, version and hashes, and only versions
+signed with that key are loaded: someone who can write the database and the store but
+does not hold the key cannot slip a bundle in. ``sign`` signs the versions registered
+before the key was set (after checking their hashes).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -59,6 +67,7 @@ CREATE TABLE IF NOT EXISTS bundle_hashes (
     version INTEGER NOT NULL,
     manifest_sha256 TEXT NOT NULL,
     pipeline_sha256 TEXT NOT NULL,
+    signature TEXT,
     PRIMARY KEY (name, version)
 );
 CREATE TABLE IF NOT EXISTS name_versions (
@@ -66,7 +75,7 @@ CREATE TABLE IF NOT EXISTS name_versions (
     last_version INTEGER NOT NULL
 );
 """
-SCHEMA_VERSION = 1  # 1: bundle_hashes and name_versions (older rows migrated in connect)
+SCHEMA_VERSION = 2  # 1: bundle_hashes and name_versions; 2: signatures (migrated in connect)
 REFERENCE = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[\w.-]+)|/(?P<version>\d+))?$")
 COLUMNS = ["name", "version", "project", "dataset", "family", "task", "created_at", "run_dir"]
 
@@ -86,23 +95,40 @@ def bundle_hashes(bundle: Path) -> tuple[str, str]:
 
 
 class Registry:
-    """Versions and aliases in ``uri`` (a SQLite file); bundles under ``store``."""
+    """Versions and aliases in ``uri`` (a SQLite file); bundles under ``store``; with a
+    ``signing_key``, only versions signed with it are resolved."""
 
-    def __init__(self, uri: str | Path, store: str | Path) -> None:
+    def __init__(self, uri: str | Path, store: str | Path, signing_key: str | None = None) -> None:
         self.uri = Path(uri).expanduser()
         self.store = Path(store).expanduser()
+        self.signing_key = signing_key.encode() if signing_key else None
 
     @classmethod
     def at(cls, location: Any) -> Registry:
-        """The registry a ``registry`` config node (``uri``, ``store``) points at."""
-        return cls(location.uri, location.store)
+        """The registry a ``registry`` config node (``uri``, ``store``, ``signing_key``)
+        points at."""
+        return cls(location.uri, location.store, getattr(location, "signing_key", None))
 
     @classmethod
-    def default(cls) -> Registry:
-        """The registry of the shared ``registry`` config group (conf/common/registry/)."""
+    def default(cls, folder: Path | None = None) -> Registry:
+        """The registry of the shared ``registry`` config group (conf/common/registry/);
+        ``folder``: its database and store in that folder instead."""
         from automl.config import COMMON, compose_config
 
-        return cls.at(compose_config(COMMON, "shared").registry)
+        moved = []
+        if folder is not None:
+            moved = [
+                f"registry.uri={folder / 'registry.db'}",
+                f"registry.store={folder / 'models'}",
+            ]
+        return cls.at(compose_config(COMMON, "shared", moved).registry)
+
+    def signature(self, name: str, version: int, hashes: tuple[str, str]) -> str | None:
+        """HMAC-SHA256 of a version and its bundle hashes (None without a signing key)."""
+        if self.signing_key is None:
+            return None
+        message = "\n".join([name, str(version), *hashes]).encode()
+        return hmac.new(self.signing_key, message, hashlib.sha256).hexdigest()
 
     @contextmanager
     def connect(self, write: bool = False):
@@ -131,6 +157,9 @@ class Registry:
         each name's high-water mark starts at its latest version."""
         db.execute("BEGIN IMMEDIATE")
         try:
+            have = {row[1] for row in db.execute("PRAGMA table_info(bundle_hashes)")}
+            if "signature" not in have:
+                db.execute("ALTER TABLE bundle_hashes ADD COLUMN signature TEXT")
             if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 db.execute(
                     "INSERT INTO name_versions SELECT name, MAX(version) FROM versions "
@@ -149,7 +178,8 @@ class Registry:
                         log.warning("registry: %s/%d not trusted (%s)", name, version, exc)
                         continue
                     db.execute(
-                        "INSERT INTO bundle_hashes VALUES (?, ?, ?, ?)", (name, version, *hashes)
+                        "INSERT INTO bundle_hashes VALUES (?, ?, ?, ?, NULL)",
+                        (name, version, *hashes),
                     )
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
@@ -199,7 +229,8 @@ class Registry:
                 try:
                     db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", record)
                     db.execute(
-                        "INSERT INTO bundle_hashes VALUES (?, ?, ?, ?)", (name, version, *hashes)
+                        "INSERT INTO bundle_hashes VALUES (?, ?, ?, ?, ?)",
+                        (name, version, *hashes, self.signature(name, version, hashes)),
                     )
                     db.execute(
                         "INSERT INTO name_versions VALUES (?, ?) ON CONFLICT (name) "
@@ -217,15 +248,55 @@ class Registry:
         """The bundle directory of a reference ``name@alias``, ``name/3`` or ``name``, once
         it matches the hashes recorded when it was registered (else ``AutomlError``)."""
         name, version = self.version_of(ref)
+        bundle, recorded, signature = self.recorded(name, version)
+        self.verify(f"{name}/{version}", bundle, recorded)
+        expected = self.signature(name, version, recorded)  # type: ignore[arg-type]
+        if expected is not None and not hmac.compare_digest(signature or "", expected):
+            raise AutomlError(
+                f"registered model '{name}/{version}' refused: it is not signed with this "
+                "registry's signing key (registry.signing_key); if it is yours, sign it with "
+                "`python -m automl.registry sign`"
+            )
+        return bundle
+
+    def recorded(self, name: str, version: int) -> tuple[Path, tuple, str | None]:
+        """(bundle folder, (manifest hash, pipeline hash), signature) of a version."""
         with self.connect() as db:
-            bundle, *recorded = db.execute(
-                "SELECT v.bundle, h.manifest_sha256, h.pipeline_sha256 FROM versions v "
-                "LEFT JOIN bundle_hashes h ON h.name = v.name AND h.version = v.version "
+            bundle, manifest, pipeline, signature = db.execute(
+                "SELECT v.bundle, h.manifest_sha256, h.pipeline_sha256, h.signature "
+                "FROM versions v LEFT JOIN bundle_hashes h "
+                "ON h.name = v.name AND h.version = v.version "
                 "WHERE v.name = ? AND v.version = ?",
                 (name, version),
             ).fetchone()
-        self.verify(f"{name}/{version}", Path(bundle), tuple(recorded))
-        return Path(bundle)
+        return Path(bundle), (manifest, pipeline), signature
+
+    def sign(self, name: str | None = None) -> list[str]:
+        """Sign every version (of ``name``) not yet signed with this registry's key, once
+        all of them are intact (a changed bundle is an error and nothing is signed); the
+        versions signed."""
+        if self.signing_key is None:
+            raise AutomlError(
+                "no signing key: set registry.signing_key ($AUTOML_REGISTRY_SIGNING_KEY)"
+            )
+        with self.connect() as db:
+            rows = db.execute(
+                "SELECT name, version FROM versions WHERE ?1 IS NULL OR name = ?1 "
+                "ORDER BY name, version",
+                (name,),
+            ).fetchall()
+        unsigned = []
+        for model, version in rows:
+            bundle, recorded, signature = self.recorded(model, version)
+            expected = self.signature(model, version, recorded)
+            if signature is None or not hmac.compare_digest(signature, expected or ""):
+                self.verify(f"{model}/{version}", bundle, recorded)  # all intact, or none signed
+                unsigned.append((expected, model, version))
+        with self.connect(write=True) as db:
+            db.executemany(
+                "UPDATE bundle_hashes SET signature = ? WHERE name = ? AND version = ?", unsigned
+            )
+        return [f"{model}/{version}" for _, model, version in unsigned]
 
     @staticmethod
     def verify(label: str, bundle: Path, recorded: tuple[str | None, ...]) -> None:

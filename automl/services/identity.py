@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import threading
 import time
@@ -30,6 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    func,
     select,
 )
 from sqlalchemy.engine import make_url
@@ -309,14 +309,15 @@ class AuthStore:
         itself, ``user@project`` roles and the project's models ``project.<dataset>``)."""
         with Session(self.engine) as db:
             query = select(Audit).order_by(Audit.id.desc()).limit(last)
-            if project is not None:
-                escaped = re.sub(r"([\\%_])", r"\\\1", project)
+            if project is not None:  # exact, case-sensitive matches (LIKE is neither)
+                role, model = f"@{project}", f"{project}."
+                ending = func.substr(Audit.target, func.length(Audit.target) - len(role) + 1)
                 query = query.where(
                     (Audit.target == project)
-                    | Audit.target.like(f"%@{escaped}", escape="\\")
+                    | (ending == role)
                     | (
                         Audit.action.in_(MODEL_ACTIONS)
-                        & Audit.target.like(f"{escaped}.%", escape="\\")
+                        & (func.substr(Audit.target, 1, len(model)) == model)
                     )
                 )
             return [

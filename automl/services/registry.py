@@ -45,6 +45,11 @@ class RegistryService:
         self.registry = registry
         self.identity = identity
 
+    def sign(self, name: str | None = None) -> list[str]:
+        """Sign the intact versions (of ``name``) with the registry's signing key (an
+        operator holding the key, when it is first set); the versions signed."""
+        return self.registry.sign(name)
+
     # --- reads ---
 
     def table(self) -> pd.DataFrame:
