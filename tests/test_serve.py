@@ -222,6 +222,9 @@ def test_auth_matrix(server, user, endpoint):
                 422 if endpoint == "feedback" or (endpoint, model) == ("predict", IRIS) else 200
             )
         assert response.status_code == expected, (user, endpoint, model, response.text)
+        hidden = [m for m in (ADULT, IRIS) if m.split(".")[0] not in roles and m != model]
+        assert not any(m in response.text for m in hidden), (user, endpoint, response.text)
+        assert str(server["root"]) not in response.text  # no server paths either
         body = response.json()
         if expected == 403:  # the same answer whether the model exists or not
             assert body["detail"] == (
@@ -229,6 +232,10 @@ def test_auth_matrix(server, user, endpoint):
                 + (f"project '{project}'" if endpoint == "audit" else f"model '{model}'")
                 + f" for user '{user}'"
             )
+    with client(server, user) as c:  # nor in the open routes: metrics and readiness
+        for path in ("/metrics", "/health/ready"):
+            text = c.get(path).text
+            assert not any(m in text for m in (ADULT, IRIS) if m.split(".")[0] not in roles)
 
 
 def test_listing_shows_only_the_callers_projects(server):

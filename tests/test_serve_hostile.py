@@ -13,7 +13,11 @@ import sqlite3
 import threading
 import time
 import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import numpy as np
@@ -364,36 +368,71 @@ def test_log_queue_is_bounded_in_records_not_requests():
     assert len(store.written) == 11 and logger.queued == 0
 
 
-@pytest.fixture(scope="module")
-def limited(world):
-    """A real uvicorn server over the world's registry: one request at a time, 1 s each."""
-    root = world["root"]
+@contextmanager
+def served(world, *overrides: str) -> Iterator[tuple[str, Any]]:
+    """(URL, app) of a real uvicorn server (in a thread) over the world's registry, with
+    ``overrides`` of the serve config; stopped (lifespan shutdown included) on exit."""
     with initialize_config_module("automl.conf.apps", version_base="1.3"):
-        cfg = compose(
-            "serve",
-            overrides=[
-                f"paths.output_dir={root}",
-                "limits.max_concurrent_requests=1",
-                "limits.request_timeout=1.0",
-                "prediction_log.enabled=false",
-            ],
-        )
+        cfg = compose("serve", overrides=[f"paths.output_dir={world['root']}", *overrides])
     cfg.monitoring = with_overrides(cfg.monitoring, [])
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(cfg)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(60)
+
+
+@pytest.fixture(scope="module")
+def limited(world):
+    """A real server over the world's registry: one request at a time, 1 s each."""
+    overrides = ["limits.max_concurrent_requests=1", "limits.request_timeout=1.0"]
+    with served(world, *overrides, "prediction_log.enabled=false") as (url, _):
+        yield url
+
+
+def test_stopping_the_server_with_a_full_log_queue_loses_nothing(world, tmp_path):
+    """Nothing is written before shutdown (huge batches, a long flush interval): every
+    logged prediction is written when the server stops."""
+    key = {"Authorization": f"Bearer {world['keys']['ada']}"}
+    store = tmp_path / "log.db"
+    settings = [
+        f"prediction_log.store.path={store}",
+        "prediction_log.batch_size=1000000",
+        "prediction_log.flush_seconds=3600",
+    ]
+    with served(world, *settings) as (url, _), httpx.Client(headers=key) as client:
+        ids = []
+        for i in range(300):
+            answer = client.post(f"{url}/v1/models/{RF}/predict", json=diabetes_row(age=i / 1e3))
+            assert answer.status_code == 200
+            ids.append(answer.json()["request_id"])
+        assert unwritten(store)  # everything still waits when the server is stopped
+    with sqlite3.connect(store) as db:
+        written = [r for (r,) in db.execute("SELECT request_id FROM predictions")]
+    assert sorted(written) == sorted(ids)
+
+
+def unwritten(store: Path) -> bool:
+    """No prediction is in the log database yet."""
+    if not store.exists():
+        return True
+    with sqlite3.connect(store) as db:
+        tables = {r for (r,) in db.execute("SELECT name FROM sqlite_master")}
+        return (
+            "predictions" not in tables
+            or not db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+        )
 
 
 def dribble(seconds: float, steps: int = 10):
