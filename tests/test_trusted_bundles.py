@@ -15,7 +15,7 @@ import pytest
 from helpers import FAST, compose_train, run_cli
 
 from automl import load_model
-from automl.bundle.model import CHECKSUM, MANIFEST, PIPELINE, sha256
+from automl.bundle.model import CHECKSUM, MANIFEST, PIPELINE, Model, sha256
 from automl.bundle.registry import Registry
 from automl.errors import AutomlError
 from automl.services.training import train
@@ -187,3 +187,21 @@ def test_sign_signs_intact_versions_from_before_the_key_and_never_a_changed_one(
     monkeypatch.delenv("AUTOML_REGISTRY_SIGNING_KEY")
     refused = run_cli("automl.registry", "--registry", str(folder), "sign")
     assert refused.returncode == 1 and "no signing key" in refused.stderr
+
+
+def test_the_bytes_unpickled_are_the_bytes_the_registry_recorded(race, tmp_path):
+    """Loading checks the registry's hashes on the very bytes it unpickles: a bundle
+    swapped after the registry's check (here: handed to ``Model.load`` directly) is
+    refused even when it is self-consistent."""
+    registry, bundle, manifest = race
+    registry.register("p.iris", bundle, manifest, bundle.parent)
+    stored, recorded, _ = registry.recorded("p.iris", 1)
+    assert Model.load(stored, recorded).manifest["dataset"] == "iris"
+    marker = tmp_path / "pwned"
+    plant(stored, marker, list_nothing=False)
+    files = dict(manifest["files"], **{PIPELINE: sha256(stored / PIPELINE)})
+    (stored / MANIFEST).write_text(json.dumps(dict(manifest, files=files)))
+    (stored / CHECKSUM).write_text(sha256(stored / MANIFEST) + "\n")
+    with pytest.raises(AutomlError, match="does not match its SHA-256"):
+        Model.load(stored, recorded)
+    assert not marker.exists()

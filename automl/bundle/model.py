@@ -9,6 +9,7 @@ directory and renamed into place, so a crash never leaves a bundle that loads.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 from importlib import metadata
@@ -141,22 +142,29 @@ class Model:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> Model:
+    def load(cls, path: str | Path, recorded: tuple[str, str] | None = None) -> Model:
         """Load a bundle (or the bundle of a run directory), checking each file's hash.
 
-        The manifest must list ``pipeline.joblib``, whose hash is checked before it is
-        unpickled. Unpickling runs code: load only bundles you trust (a registry reference
-        is also checked against the hashes the registry recorded when it registered it).
+        The manifest must list ``pipeline.joblib``; the bytes unpickled are the bytes whose
+        hash was checked (read once), and with ``recorded`` (the manifest and pipeline
+        SHA-256 a registry recorded at registration) they must also be those. Unpickling
+        runs code: load only bundles you trust.
         """
         bundle = resolve_bundle(Path(path))
-        manifest = read_manifest(bundle)
+        manifest = read_manifest(bundle, recorded[0] if recorded else None)
         files = manifest.get("files")
         if not isinstance(files, dict) or not isinstance(files.get(PIPELINE), str):
             raise damaged(bundle, f"its manifest does not list '{PIPELINE}' with its SHA-256")
         for name, expected in files.items():
             file = bundle / name
-            if not file.is_file() or sha256(file) != expected:
+            if name != PIPELINE and (not file.is_file() or sha256(file) != expected):
                 raise damaged(bundle, f"'{name}' is missing or does not match its SHA-256")
+        if not (bundle / PIPELINE).is_file():
+            raise damaged(bundle, f"'{PIPELINE}' is missing")
+        pickled = (bundle / PIPELINE).read_bytes()
+        digest = hashlib.sha256(pickled).hexdigest()
+        if digest != files[PIPELINE] or (recorded and digest != recorded[1]):
+            raise damaged(bundle, f"'{PIPELINE}' does not match its SHA-256")
         skew = {
             lib: f"{was} -> {now}"
             for lib, now in library_versions().items()
@@ -167,21 +175,24 @@ class Model:
         profile = None
         if (bundle / PROFILE).is_file():
             profile = json.loads((bundle / PROFILE).read_text())
-        return cls(joblib.load(bundle / PIPELINE), manifest, profile)
+        return cls(joblib.load(io.BytesIO(pickled)), manifest, profile)
 
 
 def damaged(bundle: Path, what: str) -> AutomlError:
     return AutomlError(f"bundle '{bundle}' is damaged: {what}; retrain or restore the bundle")
 
 
-def read_manifest(bundle: Path) -> dict[str, Any]:
-    """The manifest, after checking it against ``manifest.sha256``."""
+def read_manifest(bundle: Path, recorded: str | None = None) -> dict[str, Any]:
+    """The manifest, after checking the bytes read against ``manifest.sha256`` (and the
+    ``recorded`` SHA-256, when a registry gives one)."""
     checksum = bundle / CHECKSUM
     if not checksum.is_file():
         raise damaged(bundle, f"'{CHECKSUM}' is missing")
-    if sha256(bundle / MANIFEST) != checksum.read_text().strip():
+    raw = (bundle / MANIFEST).read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != checksum.read_text().strip() or (recorded and digest != recorded):
         raise damaged(bundle, f"'{MANIFEST}' does not match its SHA-256 (edited or truncated)")
-    return json.loads((bundle / MANIFEST).read_text())
+    return json.loads(raw)
 
 
 def resolve_bundle(path: Path) -> Path:
@@ -200,4 +211,4 @@ def load_model(ref: str | Path, registry: Any = None) -> Model:
 
     if Path(ref).expanduser().exists():
         return Model.load(Path(ref).expanduser())
-    return Model.load((registry or Registry.default()).resolve(str(ref)))
+    return (registry or Registry.default()).load(str(ref))

@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 
 from automl.atomic import discard, publish, temp_path
-from automl.bundle.model import CHECKSUM, MANIFEST, PIPELINE, read_manifest, sha256
+from automl.bundle.model import CHECKSUM, MANIFEST, PIPELINE, Model, read_manifest, sha256
 from automl.errors import AutomlError
 
 log = logging.getLogger(__name__)
@@ -258,6 +258,14 @@ class Registry:
                 "`python -m automl.registry sign`"
             )
         return bundle
+
+    def load(self, ref: str) -> Model:
+        """The model of a reference, once :meth:`resolve` trusts it; the bytes unpickled are
+        checked against the recorded hashes as they are read (nothing can swap them after
+        the check)."""
+        name, version = self.version_of(ref)
+        bundle = self.resolve(f"{name}/{version}")
+        return Model.load(bundle, self.recorded(name, version)[1])
 
     def recorded(self, name: str, version: int) -> tuple[Path, tuple, str | None]:
         """(bundle folder, (manifest hash, pipeline hash), signature) of a version."""

@@ -148,7 +148,7 @@ class ModelCache:
 
     def load(self, name: str, version: int) -> ServedModel:
         started = time.perf_counter()
-        model = Model.load(self.registry.resolve(f"{name}/{version}"))
+        model = self.registry.load(f"{name}/{version}")
         one_thread_each(model.pipeline)
         fast, reason = None, "disabled (fast_path.enabled=false)"
         if self.fast_enabled:
