@@ -4,10 +4,15 @@ composing the training config, running a command for real. (Fixtures are in conf
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_module
@@ -70,3 +75,45 @@ def run_cli(
 def run_dirs() -> list[Path]:
     """Run directories created so far under the current AUTOML_OUTPUT_DIR."""
     return sorted(Path(os.environ["AUTOML_OUTPUT_DIR"]).glob("runs/*/*"))
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve_process(
+    overrides: list[str], log_path: Path, ready: str = "/health/ready"
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """(URL, process) of a real ``python -m automl.serve <overrides>`` on a free port of
+    127.0.0.1, once ``ready`` answers 200; its output goes to ``log_path``; stopped (and
+    its shutdown waited for) on exit."""
+    port = free_port()
+    command = [sys.executable, "-m", "automl.serve", f"port={port}", *overrides]
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"server exited: {log_path.read_text()}")
+                try:
+                    if httpx.get(f"{url}{ready}", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"server not ready: {log_path.read_text()}")
+                time.sleep(0.2)
+            yield url, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

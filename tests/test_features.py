@@ -48,6 +48,17 @@ def test_unseen_categories_and_missing_values(name, train_config):
     assert len(out) == 5
 
 
+@pytest.mark.parametrize("name", SETS)
+def test_every_feature_set_names_its_outputs(name, train_config):
+    """The server names contributions by ``get_feature_names_out``: every feature set
+    answers it, a step after an imputer (numpy input) included."""
+    train = table()
+    transformer = build_features(train_config([f"features={name}"]).features)
+    transformer.fit(train, (train["num"] > 0).astype(int))
+    names = transformer.get_feature_names_out()
+    assert len(names) == transformer.transform(table(50, seed=1)).shape[1]
+
+
 def test_rare_category_grouper():
     frame = pd.DataFrame({"c": ["a"] * 98 + ["b", "c"]})
     out = (

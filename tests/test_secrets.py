@@ -9,16 +9,12 @@ redaction these tests check, and by ``test_redact_text``.)"""
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import ROOT, run_cli
+from helpers import run_cli, serve_process
 from sklearn.datasets import load_wine
 
 from automl.redact import MASK, redact, redact_text
@@ -97,49 +93,22 @@ def test_training_with_secret_store_urls_writes_no_secret(tmp_path):
     assert SECRET not in result.stdout + result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_server_and_admin_with_a_secret_auth_url_write_no_secret(tmp_path):
     auth = store_url(tmp_path / "auth.db")
     admin = run_cli("automl.serving.admin", "--db", auth, "user", "add", "vera")
     assert admin.returncode == 0, admin.stderr
     key = run_cli("automl.serving.admin", "--db", auth, "key", "create", "vera")
     assert key.returncode == 0, key.stderr
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "automl.serve",
-        f"port={port}",
+    overrides = [
         f"paths.output_dir={tmp_path / 'out'}",
         f"hydra.run.dir={tmp_path / 'out' / 'serve'}",
         f"auth.url='{auth}'",
     ]
     log_path = tmp_path / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                assert proc.poll() is None, log_path.read_text()
-                try:
-                    reply = httpx.get(
-                        f"http://127.0.0.1:{port}/v1/projects",
-                        headers={"Authorization": f"Bearer {key.stdout.strip()}"},
-                        timeout=1,
-                    )
-                    break
-                except httpx.HTTPError:
-                    assert time.monotonic() < deadline, log_path.read_text()
-                    time.sleep(0.2)
-            assert reply.status_code == 200  # the key was checked against that database
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    headers = {"Authorization": f"Bearer {key.stdout.strip()}"}
+    with serve_process(overrides, log_path, ready="/health/live") as (url, _):
+        reply = httpx.get(f"{url}/v1/projects", headers=headers, timeout=10)
+        assert reply.status_code == 200  # the key was checked against that database
     copy = (tmp_path / "out" / "serve" / "serve_config.yaml").read_text()
     assert f"password={MASK}" in copy
     assert leaks(tmp_path / "out") == []

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import FAST, ROOT, SHARED_DATA, adult_test_rows, compose_train
+from helpers import FAST, ROOT, SHARED_DATA, adult_test_rows, compose_train, serve_process
 
 from automl import load_model
 from automl.bundle.registry import Registry
@@ -43,12 +42,6 @@ TEAM = {
         "nemo": {"roles": {}},
     },
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def adult_test_frame(n: int | None = None, labels: bool = False) -> pd.DataFrame:
@@ -93,12 +86,8 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(world):
     """``python -m automl.serve`` on a free port, stopped after the module."""
-    root, port = world["root"], free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "automl.serve",
-        f"port={port}",
+    root = world["root"]
+    overrides = [
         f"paths.output_dir={root}",
         f"hydra.run.dir={root}/serve",
         f"preload=[{ADULT}]",
@@ -126,26 +115,8 @@ def server(world):
             }
         )
     )
-    log = open(root / "server.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {(root / 'server.log').read_text()}")
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"server not ready: {(root / 'server.log').read_text()}")
-        time.sleep(0.2)
-    yield {**world, "url": url, "proc": proc}
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    with serve_process(overrides, root / "server.log") as (url, proc):
+        yield {**world, "url": url, "proc": proc}
 
 
 def client(server, user: str | None) -> httpx.Client:

@@ -291,6 +291,31 @@ def test_extreme_finite_values_are_a_422_naming_the_column_or_scored(world, valu
                 )
 
 
+@pytest.mark.parametrize("batch", [1, 20], ids=["fast path", "pipeline"])
+def test_invalid_unicode_is_a_422_and_never_reaches_the_log(world, batch):
+    """JSON's "\\ud800" escape decodes to a lone surrogate that no response, log or report
+    can encode (found by tests/test_serve_fuzz.py: 500s, and later monitoring 500s)."""
+    row = json.dumps(diabetes_row()).replace('"sex": 0.01', '"sex": "\\ud800"')
+    name = json.dumps(diabetes_row()).replace('"bmi"', '"b\\udfffmi"')
+    for body in (row, name):
+        text = "[" + ",".join([body] * batch) + "]"
+        answer = call(world, "ada", "POST", f"/v1/models/{RF}/predict", content=text)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"] == "invalid Unicode in the records"
+    monitoring = call(world, "ada", "GET", f"/v1/models/{RF}/monitoring")
+    assert monitoring.status_code == 200, monitoring.text
+
+
+def test_monitoring_with_too_few_labels_gives_no_performance_verdict(world):
+    """Fewer labels than ``performance.min_labels``: a note, not a 500 (found by fuzzing)."""
+    for _ in range(3):
+        call(world, "otto", "POST", f"/v1/models/{LGBM}/predict", json=IRIS_ROW)
+    answer = call(world, "otto", "GET", f"/v1/models/{LGBM}/monitoring")
+    assert answer.status_code == 200, answer.text
+    performance = answer.json()["performance"]
+    assert performance["signals"] == [] and "fewer than" in performance["note"]
+
+
 # --- finding 9: limits apply while reading; the log queue is bounded in records; a
 # request can neither hold the server forever nor crowd out the others ---
 

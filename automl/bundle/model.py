@@ -159,12 +159,10 @@ class Model:
             file = bundle / name
             if name != PIPELINE and (not file.is_file() or sha256(file) != expected):
                 raise damaged(bundle, f"'{name}' is missing or does not match its SHA-256")
-        if not (bundle / PIPELINE).is_file():
-            raise damaged(bundle, f"'{PIPELINE}' is missing")
-        pickled = (bundle / PIPELINE).read_bytes()
+        pickled = (bundle / PIPELINE).read_bytes() if (bundle / PIPELINE).is_file() else b""
         digest = hashlib.sha256(pickled).hexdigest()
         if digest != files[PIPELINE] or (recorded and digest != recorded[1]):
-            raise damaged(bundle, f"'{PIPELINE}' does not match its SHA-256")
+            raise damaged(bundle, f"'{PIPELINE}' is missing or does not match its SHA-256")
         skew = {
             lib: f"{was} -> {now}"
             for lib, now in library_versions().items()

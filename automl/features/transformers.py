@@ -12,7 +12,25 @@ def as_frame(X: object, columns: object = None) -> pd.DataFrame:
     return X if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=columns)
 
 
-class RareCategoryGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class FrameInput:
+    """Fits on a DataFrame or an array (e.g. after an imputer): columns remembered for
+    ``transform``, scikit-learn's ``feature_names_in_`` only for a frame (as its own
+    transformers do, so ``get_feature_names_out`` takes the names the step before gives)."""
+
+    def fit_frame(self, X: object) -> pd.DataFrame:
+        frame = as_frame(X)
+        self.n_features_in_ = frame.shape[1]
+        self.columns_ = list(frame.columns)
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        return frame
+
+    def frame(self, X: object) -> pd.DataFrame:
+        columns = getattr(self, "columns_", None)  # bundles saved before it: the names
+        return as_frame(X, self.feature_names_in_ if columns is None else columns)
+
+
+class RareCategoryGrouper(FrameInput, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Replace categories seen in less than ``min_frequency`` of rows (and unseen ones)."""
 
     def __init__(self, min_frequency: float = 0.01, other: str = "__rare__") -> None:
@@ -20,9 +38,7 @@ class RareCategoryGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator)
         self.other = other
 
     def fit(self, X, y=None):
-        frame = as_frame(X)
-        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-        self.n_features_in_ = frame.shape[1]
+        frame = self.fit_frame(X)
         self.kept_ = {
             col: set(freq[freq >= self.min_frequency].index)
             for col, freq in ((c, frame[c].value_counts(normalize=True)) for c in frame.columns)
@@ -30,7 +46,7 @@ class RareCategoryGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator)
         return self
 
     def transform(self, X):
-        frame = as_frame(X, self.feature_names_in_).copy()
+        frame = self.frame(X).copy()
         for col in frame.columns:
             series = frame[col].astype(object)
             keep = series.isin(self.kept_[col]) | series.isna()
@@ -38,16 +54,14 @@ class RareCategoryGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator)
         return frame
 
 
-class NativeCategorical(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class NativeCategorical(FrameInput, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Text columns to pandas ``category`` with the categories seen in fit (unseen -> NaN).
 
     For models that handle categoricals themselves (LightGBM, XGBoost, hist GBM).
     """
 
     def fit(self, X, y=None):
-        frame = as_frame(X)
-        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-        self.n_features_in_ = frame.shape[1]
+        frame = self.fit_frame(X)
         self.categories_ = {
             col: sorted(frame[col].dropna().unique().tolist())
             for col in frame.columns
@@ -56,7 +70,7 @@ class NativeCategorical(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        frame = as_frame(X, self.feature_names_in_).copy()
+        frame = self.frame(X).copy()
         for col, cats in self.categories_.items():
             known = frame[col].where(frame[col].isin(cats))
             frame[col] = pd.Categorical(known, categories=cats)
@@ -77,20 +91,18 @@ class SignedLog(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return np.sign(values) * np.log1p(np.abs(values))
 
 
-class DateTimeExpander(TransformerMixin, BaseEstimator):
+class DateTimeExpander(FrameInput, TransformerMixin, BaseEstimator):
     """Date-time columns to numeric parts (year, month, day, weekday, hour, ...)."""
 
     def __init__(self, parts: tuple[str, ...] = ("year", "month", "day", "day_of_week", "hour")):
         self.parts = parts
 
     def fit(self, X, y=None):
-        frame = as_frame(X)
-        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-        self.n_features_in_ = frame.shape[1]
+        self.fit_frame(X)
         return self
 
     def transform(self, X):
-        frame = as_frame(X, self.feature_names_in_)
+        frame = self.frame(X)
         out = {}
         for col in frame.columns:
             stamp = pd.to_datetime(frame[col], errors="coerce")
@@ -99,5 +111,6 @@ class DateTimeExpander(TransformerMixin, BaseEstimator):
         return pd.DataFrame(out, index=frame.index)
 
     def get_feature_names_out(self, input_features=None):
-        names = self.feature_names_in_ if input_features is None else input_features
+        names = self.frame(np.empty((0, self.n_features_in_))).columns
+        names = names if input_features is None else input_features
         return np.asarray([f"{c}_{p}" for c in names for p in self.parts], dtype=object)

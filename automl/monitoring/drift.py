@@ -410,7 +410,7 @@ def check_performance(
             f"known: {', '.join(METRICS)}"
         )
     labelled = window[window["label"].notna()] if "label" in window.columns else window.iloc[:0]
-    out: dict[str, Any] = {"status": "ok", "rows": int(len(labelled)), "metrics": {}}
+    out: dict[str, Any] = {"status": "ok", "rows": int(len(labelled)), "metrics": {}, "signals": []}
     if len(labelled) < thresholds.min_labels:
         out["note"] = f"{len(labelled)} labelled rows, fewer than {thresholds.min_labels}"
         return out

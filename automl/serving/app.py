@@ -78,7 +78,7 @@ def create_app(cfg: Any) -> FastAPI:
 def error(status: int, message: str, errors: list[dict] | None = None) -> JSONResponse:
     """The one error body: ``{"detail": message, "errors": [...]}``."""
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    content = {"detail": message, "errors": jsonable(errors or [])}
+    content = {"detail": jsonable(message), "errors": jsonable(errors or [])}
     return JSONResponse(content, status_code=status, headers=headers)
 
 

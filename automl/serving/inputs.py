@@ -24,6 +24,7 @@ from starlette.requests import Request
 SCALARS = (str, int, float, bool, type(None))
 WHITESPACE = re.compile(r"[ \t\n\r]*")
 DECODER = json.JSONDecoder()
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # how JSON text spells a surrogate
 FORMS = 'one record {"col": value, ...}, a list of records, or {"columns": [...], "data": [[...]]}'
 
 
@@ -49,7 +50,19 @@ def jsonable(value: Any) -> Any:
         return str(value)
     if not isinstance(value, SCALARS):
         return str(value)
+    if isinstance(value, str) and not encodable(value):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")  # echoed input
     return value
+
+
+def encodable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (JSON's ``\\ud800`` escape decodes to a lone
+    surrogate, which no response, log or report can encode)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse(body: bytes, content_type: str, max_rows: int) -> list[dict]:
@@ -88,10 +101,18 @@ def parse_json(body: bytes, max_rows: int) -> list[dict]:
     except RecursionError:
         raise ApiError(400, "malformed JSON: nested too deeply") from None
     if isinstance(data, dict) and set(data) == {"columns", "data"}:
-        return columnar(data["columns"], data["data"])
-    records = [data] if isinstance(data, dict) else data
+        records = columnar(data["columns"], data["data"])
+    else:
+        records = check_records([data] if isinstance(data, dict) else data)
+    if SURROGATE_ESCAPE.search(text):
+        check_unicode(records)
+    return records
+
+
+def check_records(records: Any) -> list[dict]:
+    """Records of scalars (422 naming each record and column that is not)."""
     if not isinstance(records, list):
-        raise ApiError(422, f"expected {FORMS}; got a JSON {type(data).__name__}")
+        raise ApiError(422, f"expected {FORMS}; got a JSON {type(records).__name__}")
     errors = []
     for i, record in enumerate(records):
         if not isinstance(record, dict):
@@ -103,6 +124,18 @@ def parse_json(body: bytes, max_rows: int) -> list[dict]:
     if errors:
         raise ApiError(422, f"malformed records: expected {FORMS}", errors[:20])
     return records
+
+
+def check_unicode(records: list[dict]) -> None:
+    """422 naming each record and column whose name or text is not valid Unicode."""
+    errors = [
+        {"row": i, "column": column, "expected": "valid Unicode text (no lone surrogate)"}
+        for i, record in enumerate(records)
+        for column, value in record.items()
+        if not encodable(column) or (isinstance(value, str) and not encodable(value))
+    ]
+    if errors:
+        raise ApiError(422, "invalid Unicode in the records", errors[:20])
 
 
 def load_json(text: str, max_rows: int) -> Any:

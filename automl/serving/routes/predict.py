@@ -74,7 +74,7 @@ async def predict(
         state.metrics.rows(name, served.version, path, len(records))
         values = None
         if contributions:
-            values = await run_in_threadpool(served.contributions, X, features)
+            values = await run_in_threadpool(explain, served, X, features, records)
         request_id = request_id_of(request)
         if path == "fast":
             answer, predictions, proba = respond(served, request_id, path, output, values)
@@ -234,6 +234,22 @@ def score_frame(served: ServedModel, records: list[dict]) -> tuple[np.ndarray, p
                 422, f"value too large for the model in column(s) {columns}", errors
             ) from None
         raise ApiError(422, f"the model cannot score this input: {exc}") from None
+
+
+def explain(
+    served: ServedModel, X: np.ndarray | None, features: pd.DataFrame | None, records: list[dict]
+) -> Any:
+    """Per-feature contributions; an input the explainer's library refuses is a 422."""
+    try:
+        return served.contributions(X, features)
+    except Exception as exc:  # e.g. xgboost refuses values beyond float32
+        log.warning("contributions refused for %s: %s", served.name, exc)
+        columns = too_large(records)
+        if columns:
+            errors = [{"column": c, "expected": "a value the model can hold"} for c in columns]
+            message = f"no contributions for values this large in column(s) {columns}"
+            raise ApiError(422, message, errors) from None
+        raise ApiError(422, "no per-feature contributions for this input") from None
 
 
 def format_contributions(served: ServedModel, values: np.ndarray) -> list[dict]:
