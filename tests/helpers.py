@@ -3,6 +3,7 @@ composing the training config, running a command for real. (Fixtures are in conf
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
 
@@ -117,3 +119,19 @@ def serve_process(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def set_up_team(root: Path, team: dict) -> dict:
+    """Users, projects and roles of ``team`` (the ``setup`` YAML) in a new auth database
+    under ``root``, through the admin CLI: {"db": URL, "admin": command, "keys": {user: key}}."""
+    (root / "team.yaml").write_text(yaml.safe_dump(team))
+    db = f"sqlite:///{root}/serving/auth.db"
+    admin = [sys.executable, "-m", "automl.serving.admin", "--db", db, "--actor", "tests"]
+    done = subprocess.run(
+        [*admin, "setup", str(root / "team.yaml"), "--keys-out", str(root / "keys.json")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    return {"db": db, "admin": admin, "keys": json.loads((root / "keys.json").read_text())}

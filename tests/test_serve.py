@@ -20,7 +20,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import FAST, ROOT, SHARED_DATA, adult_test_rows, compose_train, serve_process
+from helpers import (
+    FAST,
+    ROOT,
+    SHARED_DATA,
+    adult_test_rows,
+    compose_train,
+    serve_process,
+    set_up_team,
+)
 
 from automl import load_model
 from automl.bundle.registry import Registry
@@ -68,19 +76,9 @@ def world(tmp_path_factory):
     registry.register(ADULT, bundle, load_model(bundle).manifest, root / "runs" / "adult")
     registry.set_alias(ADULT, "production", 1)
     print(f"trained in {time.perf_counter() - started:.1f} s")
-    (root / "team.yaml").write_text(yaml.safe_dump(TEAM))
-    db = f"sqlite:///{root}/serving/auth.db"
-    admin = [sys.executable, "-m", "automl.serving.admin", "--db", db, "--actor", "tests"]
-    done = subprocess.run(
-        [*admin, "setup", str(root / "team.yaml"), "--keys-out", str(root / "keys.json")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
-    keys = json.loads((root / "keys.json").read_text())
-    assert sorted(keys) == sorted(TEAM["users"])
-    return {"root": root, "keys": keys, "db": db, "admin": admin}
+    team = set_up_team(root, TEAM)
+    assert sorted(team["keys"]) == sorted(TEAM["users"])
+    return {"root": root, **team}
 
 
 @pytest.fixture(scope="module")

@@ -34,8 +34,6 @@ import functools
 import json
 import math
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -43,8 +41,15 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-import yaml
-from helpers import FAST, ROOT, SHARED_DATA, adult_test_rows, compose_train, serve_process
+from helpers import (
+    FAST,
+    ROOT,
+    SHARED_DATA,
+    adult_test_rows,
+    compose_train,
+    serve_process,
+    set_up_team,
+)
 from omegaconf import OmegaConf
 
 EXAMPLES = int(os.environ.get("AUTOML_FUZZ_EXAMPLES", "10"))
@@ -147,17 +152,7 @@ def world(tmp_path_factory):
         train(compose_train(overrides), root / "runs" / f"{family}_{features}_{dataset}")
     print(f"trained {len(PAIRS)} models in {time.perf_counter() - started:.1f} s")
     team = {"projects": PROJECTS, "users": {"fuzz": {"roles": dict.fromkeys(PROJECTS, "admin")}}}
-    (root / "team.yaml").write_text(yaml.safe_dump(team))
-    db = f"sqlite:///{root}/serving/auth.db"
-    done = subprocess.run(
-        [sys.executable, "-m", "automl.serving.admin", "--db", db, "--actor", "tests"]
-        + ["setup", str(root / "team.yaml"), "--keys-out", str(root / "keys.json")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
-    key = json.loads((root / "keys.json").read_text())["fuzz"]
+    key = set_up_team(root, team)["keys"]["fuzz"]
     return {"root": root, "key": key}
 
 

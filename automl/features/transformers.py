@@ -25,9 +25,13 @@ class FrameInput:
             self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         return frame
 
+    def fitted_columns(self) -> list:
+        """The columns seen in fit (bundles saved before ``columns_``: their names)."""
+        columns = getattr(self, "columns_", None)
+        return list(self.feature_names_in_) if columns is None else columns
+
     def frame(self, X: object) -> pd.DataFrame:
-        columns = getattr(self, "columns_", None)  # bundles saved before it: the names
-        return as_frame(X, self.feature_names_in_ if columns is None else columns)
+        return as_frame(X, self.fitted_columns())
 
 
 class RareCategoryGrouper(FrameInput, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -111,6 +115,5 @@ class DateTimeExpander(FrameInput, TransformerMixin, BaseEstimator):
         return pd.DataFrame(out, index=frame.index)
 
     def get_feature_names_out(self, input_features=None):
-        names = self.frame(np.empty((0, self.n_features_in_))).columns
-        names = names if input_features is None else input_features
+        names = self.fitted_columns() if input_features is None else input_features
         return np.asarray([f"{c}_{p}" for c in names for p in self.parts], dtype=object)
