@@ -247,6 +247,17 @@ class Registry:
     def resolve(self, ref: str) -> Path:
         """The bundle directory of a reference ``name@alias``, ``name/3`` or ``name``, once
         it matches the hashes recorded when it was registered (else ``AutomlError``)."""
+        return self.trusted(ref)[0]
+
+    def load(self, ref: str) -> Model:
+        """The model of a reference, once :meth:`resolve` trusts it; the bytes unpickled are
+        checked against the recorded hashes as they are read (nothing can swap them after
+        the check)."""
+        return Model.load(*self.trusted(ref))
+
+    def trusted(self, ref: str) -> tuple[Path, tuple[str, str]]:
+        """(bundle directory, recorded hashes) of a reference whose stored bundle matches
+        what was registered and, with a signing key, is signed with it."""
         name, version = self.version_of(ref)
         bundle, recorded, signature = self.recorded(name, version)
         self.verify(f"{name}/{version}", bundle, recorded)
@@ -257,15 +268,7 @@ class Registry:
                 "registry's signing key (registry.signing_key); if it is yours, sign it with "
                 "`python -m automl.registry sign`"
             )
-        return bundle
-
-    def load(self, ref: str) -> Model:
-        """The model of a reference, once :meth:`resolve` trusts it; the bytes unpickled are
-        checked against the recorded hashes as they are read (nothing can swap them after
-        the check)."""
-        name, version = self.version_of(ref)
-        bundle = self.resolve(f"{name}/{version}")
-        return Model.load(bundle, self.recorded(name, version)[1])
+        return bundle, recorded
 
     def recorded(self, name: str, version: int) -> tuple[Path, tuple, str | None]:
         """(bundle folder, (manifest hash, pipeline hash), signature) of a version."""
