@@ -255,6 +255,7 @@ class MonitoringConfig:
     window: WindowConfig = field(default_factory=WindowConfig)
     exit_codes: dict[str, int] = field(default_factory=dict)  # status -> exit code
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    history: str | None = None  # a JSON-lines file each verdict is appended to (the dashboard)
 
 
 @dataclass
@@ -406,6 +407,19 @@ class ServeMetrics:
 
 
 @dataclass
+class ServeUi:
+    enabled: bool = True
+    session_secret: str | None = None  # signs session cookies (None: a new one per start)
+    session_hours: float = 8.0
+    secure_cookie: bool = False
+    page_size: int = 50
+    runs_dirs: list[str] = field(default_factory=list)
+    conf_dirs: list[str] = field(default_factory=list)
+    reports_dir: str | None = None
+    refresh_seconds: float = 5.0
+
+
+@dataclass
 class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -422,6 +436,7 @@ class ServeConfig:
     prediction_log: PredictionLogConfig = field(default_factory=PredictionLogConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     metrics: ServeMetrics = field(default_factory=ServeMetrics)
+    ui: ServeUi = field(default_factory=ServeUi)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 

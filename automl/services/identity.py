@@ -16,6 +16,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,28 +150,39 @@ class AuthStore:
 
     def caller(self, key: str | None) -> Caller | None:
         """The caller a key belongs to, or None (unknown, malformed or revoked key)."""
-        if not key:
-            return None
-        known, found = self.remembered(key)
+        return self.cached(key, self.lookup) if key else None
+
+    def holder(self, key_id: str) -> Caller | None:
+        """The caller of the key with id ``key_id`` (a dashboard session holds the id, not
+        the key), or None once it is revoked; cached like :meth:`caller`."""
+        return self.cached(f"id:{key_id}", lambda _: self.key_row(key_id))  # keys start ak_
+
+    def cached(self, name: str, find: Callable[[str], Caller | None]) -> Caller | None:
+        """``find(name)``, remembered for ``ttl`` seconds."""
+        known, found = self.remembered(name)
         if known:
             return found
         now = time.monotonic()
-        found = self.lookup(key)
+        found = find(name)
         with self.lock:
             if len(self.checked) > 10_000:
                 self.checked.clear()
-            self.checked[key] = (now + self.ttl, found)
+            self.checked[name] = (now + self.ttl, found)
         return found
 
     def lookup(self, key: str) -> Caller | None:
         parts = key.split("_")
         if len(parts) != 3 or parts[0] != "ak":
             return None
+        return self.key_row(parts[1], digest(key))
+
+    def key_row(self, key_id: str, key_hash: str | None = None) -> Caller | None:
+        """The caller of an unrevoked key id (whose stored hash is ``key_hash``, if given)."""
         with Session(self.engine) as db:
-            row = db.scalars(select(ApiKey).where(ApiKey.key_id == parts[1])).first()
+            row = db.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first()
             if row is None or row.revoked_at is not None:
                 return None
-            if not hmac.compare_digest(row.key_hash, digest(key)):
+            if key_hash is not None and not hmac.compare_digest(row.key_hash, key_hash):
                 return None
             user = db.get(User, row.user_id)
             return Caller(user.name, row.key_id, roles_of(db, row.user_id))

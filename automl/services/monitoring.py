@@ -21,8 +21,9 @@ import pandas as pd
 from automl.bundle.model import load_model
 from automl.bundle.registry import Registry
 from automl.data.dataset import clean
-from automl.errors import DataError
+from automl.errors import AutomlError, DataError
 from automl.io import read_chunks
+from automl.monitoring import history
 from automl.monitoring.alerts import Alerter
 from automl.monitoring.drift import check_drift, check_performance, worst
 from automl.monitoring.drift_report import write_report
@@ -108,11 +109,21 @@ def monitor_file(cfg: Any, out_dir: Path) -> dict[str, Any]:
     report = head | {"model": str(cfg.model), "input": read} | found  # keys in this order
     out = Path(cfg.output).expanduser() if cfg.get("output") else out_dir
     json_path, html_path = write_report(report, out, f"Monitoring: {cfg.model} on {path.name}")
+    name, version = registered(str(cfg.model), cfg.registry)
+    history.record(settings.history, history.entry(name, version, "batch", report, out))
     if cfg.alerts:
         details = {"report": str(json_path), "drifted_columns": drift["drifted_columns"]}
         Alerter(settings.alerts)(str(cfg.model), status, signals, details)
     print(summary(report, html_path))
     return report
+
+
+def registered(ref: str, location: Any) -> tuple[str, int | None]:
+    """(name, version) of a registry reference; (the reference, None) for a bundle path."""
+    try:
+        return Registry.at(location).version_of(ref)
+    except AutomlError:
+        return ref, None
 
 
 def summary(report: dict[str, Any], html_path: Path) -> str:

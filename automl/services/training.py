@@ -20,6 +20,7 @@ from automl.evaluation import evaluate, save_plots
 from automl.monitoring.profile import build_profile
 from automl.redact import redact
 from automl.search import fit_search, start_pool
+from automl.tracking import git_commit
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def manifest(cfg: DictConfig, data: Dataset, params: dict[str, Any]) -> dict[str
         "train_rows": len(data.train),
         "data_fingerprint": fingerprint(data.train),
         "versions": library_versions(),
+        "source_commit": git_commit(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": redact(OmegaConf.to_container(cfg, resolve=True)),  # no secrets in bundles
     }

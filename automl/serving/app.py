@@ -18,18 +18,20 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from omegaconf import OmegaConf
 from starlette.concurrency import run_in_threadpool
 
 from automl.config import as_data
 from automl.redact import RedactingFilter
 from automl.services.identity import AccessDenied
+from automl.serving import ui
 from automl.serving.deps import Server
 from automl.serving.inputs import ApiError, jsonable
 from automl.serving.limits import RequestLimits
 from automl.serving.prediction_log import PredictionLogger
 from automl.serving.routes import health, models, monitoring, predict, projects
+from automl.serving.ui.web import error_page
 
 log = logging.getLogger("automl.serving")
 CONFIG_ENV = "AUTOML_SERVE_CONFIG"
@@ -72,6 +74,8 @@ def create_app(cfg: Any) -> FastAPI:
     app.add_exception_handler(RequestValidationError, invalid_request)
     for router in ROUTERS:
         app.include_router(router)
+    if cfg.ui.enabled:
+        ui.install(app, cfg)
     return app
 
 
@@ -82,17 +86,24 @@ def error(status: int, message: str, errors: list[dict] | None = None) -> JSONRe
     return JSONResponse(content, status_code=status, headers=headers)
 
 
-async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+def answer(request: Request, status: int, message: str, errors: list[dict] | None = None):
+    """The error as JSON, or as a page for the dashboard's paths."""
+    if request.url.path.startswith("/ui/"):
+        return error_page(request, status, message)
+    return error(status, message, errors)
+
+
+async def api_error(request: Request, exc: ApiError) -> Response:
     """An error the routes raise on purpose, as its status and body."""
-    return error(exc.status, exc.message, exc.errors)
+    return answer(request, exc.status, exc.message, exc.errors)
 
 
-async def access_denied(request: Request, exc: AccessDenied) -> JSONResponse:
+async def access_denied(request: Request, exc: AccessDenied) -> Response:
     """403, worded the same whether the model or project exists or not."""
-    return error(403, str(exc))
+    return answer(request, 403, str(exc))
 
 
-async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
     """A parameter or JSON body FastAPI could not validate: 400 for malformed JSON, else
     422 naming each field and what it expects."""
     found = exc.errors()
@@ -102,6 +113,9 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
         {"field": ".".join(str(part) for part in e["loc"]), "expected": str(e["msg"])}
         for e in found[:20]
     ]
+    if request.url.path.startswith("/ui/"):
+        message = "; ".join(f"{e['field']}: {e['expected']}" for e in errors)
+        return error_page(request, 422, message)
     return error(422, f"{len(found)} problem(s) with the request: see errors", errors)
 
 

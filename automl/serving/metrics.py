@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,6 +34,8 @@ class Metrics:
 
     def __init__(self, buckets: list[float]) -> None:
         self.registry = CollectorRegistry()
+        self.started = time.monotonic()
+        self.seen: dict[tuple[str, str], deque[tuple[float, float]]] = {}
         labels = ["endpoint", "model", "version"]
         self.requests = Counter(
             "automl_requests", "Requests by outcome", [*labels, "status"], registry=self.registry
@@ -92,16 +95,66 @@ class Metrics:
     def rows(self, model: str, version: int, path: str, n: int) -> None:
         self.predicted.labels(model, str(version), path).inc(n)
 
-    def render(self, visible: Callable[[str], bool] | None = None) -> tuple[bytes, str]:
-        """The exposition text (all workers' when running several); with ``visible``, only
-        the samples whose ``model`` label it accepts (and those without one)."""
+    def source(self, visible: Callable[[str], bool] | None = None) -> Any:
+        """What to collect: this app's registry, or every worker's when running several;
+        with ``visible``, only the samples whose ``model`` label it accepts (and those
+        without one)."""
         registry: Any = self.registry
         if os.environ.get(MULTIPROCESS):
             registry = CollectorRegistry()
             MultiProcessCollector(registry)
-        if visible is not None:
-            registry = Filtered(registry, visible)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        return registry if visible is None else Filtered(registry, visible)
+
+    def render(self, visible: Callable[[str], bool] | None = None) -> tuple[bytes, str]:
+        """The exposition text of :meth:`source`."""
+        return generate_latest(self.source(visible)), CONTENT_TYPE_LATEST
+
+    def traffic(self, visible: Callable[[str], bool]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Per (model, version) of the visible models, since the server started:
+        ``requests``, ``errors``, ``rows`` scored, ``seconds`` (total latency), the latency
+        ``buckets`` (upper bound -> count, of every endpoint) and ``per_minute`` (requests
+        per minute over the last few minutes: see :meth:`rate`)."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+
+        def of(labels: dict[str, str]) -> dict[str, Any]:
+            key = (labels["model"], labels["version"])
+            if key not in found:
+                found[key] = {"requests": 0, "errors": 0, "rows": 0, "seconds": 0.0, "buckets": {}}
+            return found[key]
+
+        for family in self.source(visible).collect():
+            for sample in family.samples:
+                labels = sample.labels
+                if "model" not in labels:
+                    continue
+                if sample.name == "automl_requests_total":
+                    of(labels)["requests"] += sample.value
+                elif sample.name == "automl_errors_total":
+                    of(labels)["errors"] += sample.value
+                elif sample.name == "automl_predicted_rows_total":
+                    of(labels)["rows"] += sample.value
+                elif sample.name == "automl_request_seconds_sum":
+                    of(labels)["seconds"] += sample.value
+                elif sample.name == "automl_request_seconds_bucket":
+                    buckets = of(labels)["buckets"]
+                    bound = float(labels["le"])
+                    buckets[bound] = buckets.get(bound, 0) + sample.value
+        for key, counts in found.items():
+            counts["per_minute"] = self.rate(key, counts["requests"])
+        return found
+
+    def rate(self, key: tuple[str, str], total: float) -> float:
+        """Requests per minute of ``key``: against the oldest of its counts seen in the
+        last five minutes (so it settles as the page is read), else since start."""
+        now = time.monotonic()
+        seen = self.seen.setdefault(key, deque())
+        seen.append((now, total))
+        while len(seen) > 1 and now - seen[0][0] > 300:
+            seen.popleft()
+        then, before = seen[0]
+        if now - then < 10:  # too recent to tell: since the server started
+            then, before = self.started, 0.0
+        return 60.0 * (total - before) / max(now - then, 1e-9)
 
 
 class Filtered:
@@ -120,3 +173,16 @@ class Filtered:
                 if "model" not in s.labels or self.visible(s.labels["model"])
             ]
             yield kept
+
+
+def quantile(buckets: dict[float, float], q: float) -> float | None:
+    """The latency under which a share ``q`` of requests finished: the upper bound of the
+    first histogram bucket (cumulative counts) that holds it; None without requests."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]] if bounds else 0
+    if not total:
+        return None
+    for bound in bounds:
+        if buckets[bound] >= q * total:
+            return bound
+    return bounds[-1]

@@ -10,9 +10,10 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from automl.data.dataset import clean
+from automl.monitoring import history
 from automl.monitoring.drift import select_window
 from automl.services.monitoring import verdict
-from automl.serving.deps import LimitedRoute, Served, ServerDep
+from automl.serving.deps import LimitedRoute, Served, Server, ServerDep
 from automl.serving.inputs import jsonable
 from automl.serving.models import ServedModel
 from automl.serving.prediction_log import read_log
@@ -25,17 +26,23 @@ router = APIRouter(tags=["models"], route_class=LimitedRoute, responses=ERRORS)
 async def monitoring(served: Served, state: ServerDep) -> dict:
     """Drift of the model's recent predictions (the window of `monitoring.window`)
     against its training profile, and its performance where feedback labels exist."""
-    logger = state.prediction_log()
     with state.metrics.observe("monitoring", served.name, served.version):
-        await run_in_threadpool(logger.sync)
-        settings = state.cfg.monitoring
-        report = await run_in_threadpool(
-            monitor_log, served, state.cfg.prediction_log.store, settings
-        )
-        report["alert"] = await run_in_threadpool(
-            state.alerter, f"{served.name}/{served.version}", report["status"], report["signals"]
-        )
-        return jsonable(report)
+        return jsonable(await check(served, state))
+
+
+async def check(served: ServedModel, state: Server) -> dict[str, Any]:
+    """The online check (the API's and the dashboard's): the verdict on the model's log
+    window, its alert (if one is due), recorded in ``monitoring.history``."""
+    logger = state.prediction_log()
+    await run_in_threadpool(logger.sync)
+    settings = state.cfg.monitoring
+    report = await run_in_threadpool(monitor_log, served, state.cfg.prediction_log.store, settings)
+    report["alert"] = await run_in_threadpool(
+        state.alerter, f"{served.name}/{served.version}", report["status"], report["signals"]
+    )
+    line = history.entry(served.name, served.version, "online", report)
+    await run_in_threadpool(history.record, settings.history, line)
+    return report
 
 
 def monitor_log(served: ServedModel, store: Any, settings: Any) -> dict[str, Any]:
