@@ -39,3 +39,11 @@ def cfg_train(cfg_train_global: DictConfig) -> DictConfig:
 def train_config() -> Callable[..., DictConfig]:
     """Compose the training config with overrides, as ``python -m automl <overrides>``."""
     return compose_train
+
+
+@pytest.fixture(scope="session")
+def dashboard_world(tmp_path_factory) -> dict:
+    """The dashboard tests' world (tests/dashboard_world.py), built once per session."""
+    from dashboard_world import build_world
+
+    return build_world(tmp_path_factory.mktemp("dashboard-world"))

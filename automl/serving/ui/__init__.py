@@ -26,6 +26,7 @@ ROUTERS = (
     serving.router,
     data.router,
     admin.router,
+    auth.fallback,  # last: any other /ui/ path
 )
 
 

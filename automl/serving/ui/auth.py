@@ -78,5 +78,14 @@ async def sign_out(request: Request, who: SignedIn) -> Response:
 
 
 @router.get("/ui")
-async def ui_root() -> HTMLResponse:
+async def ui_root() -> Response:
     return RedirectResponse("/ui/", 307)
+
+
+fallback = APIRouter(route_class=LimitedRoute)
+
+
+@fallback.get("/ui/{rest:path}")
+async def not_found(who: SignedIn, rest: str) -> HTMLResponse:
+    """Any other dashboard path: the sign-in page first, then 404."""
+    raise ApiError(404, "no such page")
