@@ -97,3 +97,13 @@ def test_revoking_the_key_ends_its_sessions(dashboard_world, tmp_path):
         )
         assert revoked.returncode == 0, revoked.stderr
         assert c.get("/ui/", follow_redirects=False).status_code == 303
+
+
+def test_a_site_admin_sees_every_project_and_has_every_role(app, dashboard_world):
+    with TestClient(app, base_url=BASE) as c:
+        sign_in(c, dashboard_world["keys"]["root"])
+        home = c.get("/ui/").text
+        assert ALPHA in home and BETA in home and "site admin" in home
+        api = {"X-API-Key": dashboard_world["keys"]["root"]}
+        assert c.get(f"/v1/models/{BETA}/metadata", headers=api).status_code == 200
+        assert c.get("/v1/projects/alpha/audit", headers=api).status_code == 200

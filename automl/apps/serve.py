@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -51,6 +52,9 @@ def serve(cfg: DictConfig) -> None:
     folder = run_dir()
     path = folder / "serve_config.yaml"
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    if resolved["ui"]["enabled"] and not resolved["ui"]["session_secret"]:
+        # one secret for every worker (each would make its own and refuse the others' cookies)
+        resolved["ui"]["session_secret"] = secrets.token_urlsafe(32)
     write_text(path, yaml.safe_dump(redact(resolved), sort_keys=False))
     os.environ[CONFIG_ENV] = json.dumps(resolved)
     if cfg.workers > 1:

@@ -24,13 +24,16 @@ from typing import Any
 
 import yaml
 from sqlalchemy import (
+    ColumnElement,
     ForeignKey,
     String,
     Text,
     UniqueConstraint,
     create_engine,
     event,
+    false,
     func,
+    or_,
     select,
 )
 from sqlalchemy.engine import make_url
@@ -41,6 +44,18 @@ from automl.errors import AutomlError
 
 ROLES = ("viewer", "editor", "admin")  # each includes the rights of the ones before it
 MODEL_ACTIONS = ("promote", "unalias", "delete_version")  # registry changes: target = model
+SITE = "*"  # the admin role on project "*" administers every project, user and key
+# every action the audit log holds: management, sign-ins (the dashboard), registry changes
+AUDIT_ACTIONS = (
+    "add_user",
+    "add_project",
+    "grant",
+    "revoke_role",
+    "create_key",
+    "revoke_key",
+    "sign_in",
+    *MODEL_ACTIONS,
+)
 
 
 def utcnow() -> str:
@@ -104,7 +119,10 @@ class Caller:
     roles: dict[str, str]
 
     def can(self, project: str, role: str) -> bool:
+        """``role`` (or more) on ``project``; a site admin (admin of ``*``) has every role."""
         have = self.roles.get(project)
+        if self.roles.get(SITE) == "admin":
+            return True
         return have is not None and ROLES.index(have) >= ROLES.index(role)
 
 
@@ -321,27 +339,88 @@ class AuthStore:
         itself, ``user@project`` roles and the project's models ``project.<dataset>``)."""
         with Session(self.engine) as db:
             query = select(Audit).order_by(Audit.id.desc()).limit(last)
-            if project is not None:  # exact, case-sensitive matches (LIKE is neither)
-                role, model = f"@{project}", f"{project}."
-                ending = func.substr(Audit.target, func.length(Audit.target) - len(role) + 1)
-                query = query.where(
-                    (Audit.target == project)
-                    | (ending == role)
-                    | (
-                        Audit.action.in_(MODEL_ACTIONS)
-                        & (func.substr(Audit.target, 1, len(model)) == model)
-                    )
-                )
+            if project is not None:
+                query = query.where(of_project(project))
+            return [entry(a) for a in db.scalars(query)]
+
+    def audit_page(
+        self,
+        projects: list[str] | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """(newest entries from ``offset``, at most ``limit``; how many match in all).
+
+        ``projects``: only the entries of these projects (as :meth:`audit_log` tells them;
+        None: every entry, an empty list: none); ``actor`` and ``action`` exact,
+        ``target`` a part of the target, ``since`` an ISO date or time (entries at or
+        after it)."""
+        conditions = []
+        if projects is not None:
+            conditions.append(or_(false(), *(of_project(p) for p in projects)))
+        if actor:
+            conditions.append(Audit.actor == actor)
+        if action:
+            conditions.append(Audit.action == action)
+        if target:
+            conditions.append(Audit.target.contains(target, autoescape=True))
+        if since:
+            conditions.append(Audit.ts >= since)
+        with Session(self.engine) as db:
+            total = db.scalar(select(func.count(Audit.id)).where(*conditions)) or 0
+            query = select(Audit).where(*conditions).order_by(Audit.id.desc())
+            rows = db.scalars(query.offset(max(offset, 0)).limit(limit))
+            return [entry(a) for a in rows], total
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user: name, when added, ``{project: role}`` and how many unrevoked keys."""
+        with Session(self.engine) as db:
+            live = (
+                select(func.count(ApiKey.id))
+                .where(ApiKey.user_id == User.id, ApiKey.revoked_at.is_(None))
+                .scalar_subquery()
+            )
+            rows = db.execute(select(User.id, User.name, User.created_at, live).order_by(User.name))
+            roles: dict[int, dict[str, str]] = {}
+            for user_id, project, role in db.execute(
+                select(Role.user_id, Project.name, Role.role)
+                .join(Project, Project.id == Role.project_id)
+                .order_by(Project.name)
+            ):
+                roles.setdefault(user_id, {})[project] = role
             return [
-                {
-                    "ts": a.ts,
-                    "actor": a.actor,
-                    "action": a.action,
-                    "target": a.target,
-                    "details": json.loads(a.details),
-                }
-                for a in db.scalars(query)
+                {"name": name, "created_at": created, "roles": roles.get(i, {}), "keys": keys}
+                for i, name, created, keys in rows
             ]
+
+    def projects(self) -> list[dict[str, Any]]:
+        """Every project: name, when added and how many users have a role on it."""
+        with Session(self.engine) as db:
+            members = (
+                select(func.count(Role.id)).where(Role.project_id == Project.id).scalar_subquery()
+            )
+            rows = db.execute(
+                select(Project.name, Project.created_at, members).order_by(Project.name)
+            )
+            return [{"name": n, "created_at": c, "members": m} for n, c, m in rows]
+
+    def roles_on(self, projects: list[str]) -> list[dict[str, str]]:
+        """The roles on ``projects`` (as :meth:`roles`: user, project, role)."""
+        if not projects:
+            return []
+        with Session(self.engine) as db:
+            rows = db.execute(
+                select(User.name, Project.name, Role.role)
+                .join(Role, Role.user_id == User.id)
+                .join(Project, Project.id == Role.project_id)
+                .where(Project.name.in_(projects))
+                .order_by(Project.name, User.name)
+            )
+            return [{"user": u, "project": p, "role": r} for u, p, r in rows]
 
     @staticmethod
     def user_row(db: Session, name: str) -> User:
@@ -350,6 +429,30 @@ class AuthStore:
     @staticmethod
     def project_row(db: Session, name: str) -> Project:
         return named(db, Project, name, "project")
+
+
+def of_project(project: str) -> ColumnElement[bool]:
+    """The audit entries of ``project``: the project itself, ``user@project`` roles and
+    the registry changes of its models ``project.<dataset>`` (exact, case-sensitive
+    matches: LIKE is neither)."""
+    role, model = f"@{project}", f"{project}."
+    ending = func.substr(Audit.target, func.length(Audit.target) - len(role) + 1)
+    return (
+        (Audit.target == project)
+        | (ending == role)
+        | (Audit.action.in_(MODEL_ACTIONS) & (func.substr(Audit.target, 1, len(model)) == model))
+    )
+
+
+def entry(row: Audit) -> dict[str, Any]:
+    """An audit row as a record (details decoded)."""
+    return {
+        "ts": row.ts,
+        "actor": row.actor,
+        "action": row.action,
+        "target": row.target,
+        "details": json.loads(row.details),
+    }
 
 
 def roles_of(db: Session, user_id: int) -> dict[str, str]:

@@ -30,7 +30,10 @@ def project_cards(who: Visitor, state: Server, board: Dashboard) -> list[dict[st
     table = state.models.table()
     traffic = state.metrics.traffic(who.sees)
     checks = latest(board.history.lines())
-    cards = {p: {"name": p, "role": who.caller.roles.get(p), "models": []} for p in who.projects}
+    cards = {
+        p: {"name": p, "role": who.caller.roles.get(p) or "site admin", "models": []}
+        for p in who.projects
+    }
     for row in table.to_dict("records"):
         project = project_of(row["name"])
         if project not in cards:
@@ -43,7 +46,9 @@ def project_cards(who: Visitor, state: Server, board: Dashboard) -> list[dict[st
                 "latest": row["latest"],
                 "versions": row["versions"],
                 "updated": row["updated"],
-                "aliases": sorted((row["aliases"] or "").split()),
+                "aliases": sorted(
+                    row["aliases"].split() if isinstance(row["aliases"], str) else []
+                ),
                 "requests": sum(v["requests"] for v in served),
                 "per_minute": sum(v["per_minute"] for v in served),
                 "status": None if check is None else check["status"],

@@ -24,14 +24,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from automl.monitoring.history import History
-from automl.services.identity import ROLES, Caller, denied
+from automl.services.identity import ROLES, SITE, Caller, denied
 from automl.services.registry import project_of
 from automl.services.runs import RunIndex
 from automl.serving.deps import Server, server
 from automl.serving.inputs import ApiError
 from automl.serving.ui.session import COOKIE, Session, Sessions
 
-SITE = "*"  # the admin role on project "*" administers the whole site (users, keys)
 SECTIONS = [  # (path, label, shown to): the navigation
     ("/ui/", "Overview", "viewer"),
     ("/ui/runs", "Runs", "viewer"),
@@ -89,6 +88,7 @@ class Visitor:
     caller: Caller
     session: Session
     csrf: str
+    projects: tuple[str, ...]  # the projects shown: one's own; a site admin's: all known
 
     @property
     def user(self) -> str:
@@ -99,18 +99,12 @@ class Visitor:
         return self.caller.roles.get(SITE) == "admin"
 
     def can(self, project: str, role: str = "viewer") -> bool:
-        """``role`` (or more) on ``project``; a site admin may do anything."""
-        return self.site_admin or self.caller.can(project, role)
+        """``role`` (or more) on ``project`` (a site admin has every role)."""
+        return self.caller.can(project, role)
 
     def sees(self, name: str) -> bool:
         """A model (``<project>.<dataset>``) of a project this visitor may view."""
         return self.can(project_of(name))
-
-    @property
-    def projects(self) -> list[str]:
-        """The projects this visitor has a role on (site admins: those and no more: the
-        overview is about one's own work)."""
-        return sorted(p for p in self.caller.roles if p != SITE)
 
     def administers(self) -> list[str]:
         """The projects this visitor is admin of."""
@@ -142,7 +136,17 @@ async def visitor(request: Request) -> Visitor | None:
         found = await run_in_threadpool(state.auth.holder, session.key_id)
     if found is None or found.user != session.user:
         return None  # the key was revoked (or given to someone else): signed out
-    return Visitor(found, session, keeper.csrf(session))
+    projects = set(found.roles) - {SITE}
+    if found.roles.get(SITE) == "admin":
+        projects |= await run_in_threadpool(known_projects, state)
+    return Visitor(found, session, keeper.csrf(session), tuple(sorted(projects)))
+
+
+def known_projects(state: Server) -> set[str]:
+    """Every project with a member or a registered model (what a site admin sees)."""
+    members = {row["project"] for row in state.auth.roles()}
+    models = {project_of(name) for name in state.models.table()["name"]}
+    return (members | models) - {SITE}
 
 
 class SignInNeeded(Exception):
