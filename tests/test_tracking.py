@@ -33,6 +33,10 @@ def head_commit() -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def parent_name(cfg) -> str:
+    return f"{cfg.project}.breast_cancer"
+
+
 def runs_of(client, experiment: str) -> tuple[object, list]:
     """The parent run and its children (each experiment here holds one parent)."""
     found = client.get_experiment_by_name(experiment)
@@ -101,6 +105,9 @@ def test_run_is_logged_with_config_metrics_tags_and_artifacts(tracked):
 
     assert metrics["auc"] == pytest.approx(parent.data.metrics["auc"])
     assert set(metrics) == set(parent.data.metrics)
+
+    recorded = json.loads((run_dir / "tracking.json").read_text())  # the run folder's link
+    assert recorded == {"run_id": parent.info.run_id, "uri": uri, "experiment": parent_name(cfg)}
 
     tags = parent.data.tags
     assert tags["project"] == cfg.project

@@ -18,7 +18,7 @@ from automl.config import build, to_plain
 from automl.data.dataset import Dataset, load_dataset
 from automl.evaluation import evaluate, save_plots
 from automl.monitoring.profile import build_profile
-from automl.redact import redact
+from automl.redact import redact, redact_text
 from automl.search import fit_search, start_pool
 from automl.tracking import git_commit
 
@@ -69,7 +69,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "model_family": cfg.model.name,
         "task": data.task,
     }
-    build(cfg.tracking).log_run(cfg, run_dir, metrics, fitted.trials, tags)
+    tracker = build(cfg.tracking)
+    tracked = tracker.log_run(cfg, run_dir, metrics, fitted.trials, tags)
+    if tracked is not None:  # where the tracker keeps its copy (the dashboard shows it)
+        where = {
+            "run_id": tracked,
+            "uri": redact_text(str(getattr(tracker, "uri", ""))),
+            "experiment": getattr(tracker, "experiment", None),
+        }
+        (run_dir / "tracking.json").write_text(json.dumps(where))
     if cfg.registry.enabled:
         registry = Registry.at(cfg.registry)
         version = registry.register(cfg.registry.name, run_dir / "model", model.manifest, run_dir)
