@@ -2,9 +2,10 @@
 file ``monitoring.history`` names; the dashboard's status over time.
 
 Each line is ``{"time", "model", "version", "source", "status", "signals", "rows",
-"drifted_columns", "share_drifted", "performance", "report"}`` (``report``: the batch
-report's folder, or None). Lines are appended under the file's lock, so batch monitors and
-server workers can share one file; a torn or foreign line is skipped when read.
+"drifted_columns", "share_drifted", "performance", "report", "alert"}`` (``report``: the
+batch report's folder, or None; ``alert``: the alert the check sent, or None). Lines are
+appended under the file's lock, so batch monitors and server workers can share one file;
+a torn or foreign line is skipped when read.
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ def entry(
         "share_drifted": drift.get("share_drifted"),
         "performance": performance,
         "report": None if folder is None else str(folder),
+        "alert": alert_sent(report.get("alert")),
+    }
+
+
+def alert_sent(alert: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the history keeps of the alert a check sent (None: none was due)."""
+    if not alert:
+        return None
+    return {
+        "time": alert.get("time"),
+        "signals": list(alert.get("signals") or []),
+        "new": list(alert.get("new") or []),
     }
 
 

@@ -109,11 +109,13 @@ def monitor_file(cfg: Any, out_dir: Path) -> dict[str, Any]:
     report = head | {"model": str(cfg.model), "input": read} | found  # keys in this order
     out = Path(cfg.output).expanduser() if cfg.get("output") else out_dir
     json_path, html_path = write_report(report, out, f"Monitoring: {cfg.model} on {path.name}")
-    name, version = registered(str(cfg.model), cfg.registry)
-    history.record(settings.history, history.entry(name, version, "batch", report, out))
+    alert = None
     if cfg.alerts:
         details = {"report": str(json_path), "drifted_columns": drift["drifted_columns"]}
-        Alerter(settings.alerts)(str(cfg.model), status, signals, details)
+        alert = Alerter(settings.alerts)(str(cfg.model), status, signals, details)
+    name, version = registered(str(cfg.model), cfg.registry)
+    line = history.entry(name, version, "batch", report | {"alert": alert}, out)
+    history.record(settings.history, line)
     print(summary(report, html_path))
     return report
 
