@@ -415,7 +415,6 @@ class ServeUi:
     page_size: int = 50
     runs_dirs: list[str] = field(default_factory=list)
     conf_dirs: list[str] = field(default_factory=list)
-    reports_dir: str | None = None
     refresh_seconds: float = 5.0
 
 

@@ -107,3 +107,6 @@ def test_a_site_admin_sees_every_project_and_has_every_role(app, dashboard_world
         api = {"X-API-Key": dashboard_world["keys"]["root"]}
         assert c.get(f"/v1/models/{BETA}/metadata", headers=api).status_code == 200
         assert c.get("/v1/projects/alpha/audit", headers=api).status_code == 200
+        # every recorded metric comes back (the first one, cv_*, was once cut off)
+        versions = c.get(f"/v1/models/{ALPHA}", headers=api).json()["versions"]
+        assert {"cv_roc_auc", "auc", "log_loss", "train_seconds"} <= set(versions[0]["metrics"])

@@ -9,19 +9,22 @@ made it. Model names are ``<project>.<dataset>``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
-from automl.bundle.registry import Registry
+from automl.bundle.model import read_manifest
+from automl.bundle.registry import COLUMNS, Registry
 from automl.errors import AutomlError
 from automl.services.identity import MODEL_ACTIONS, AuthStore
 
 PROMOTE, UNALIAS, DELETE = MODEL_ACTIONS
 CHANGE_ROLE = "editor"  # the role a registry change needs on the model's project
 VERSION_FIELDS = ["version", "aliases", "created_at", "family", "task"]
-TABLE_FIELDS = 10  # columns of Registry.compare before the metrics: name ... aliases
+RECORD_FIELDS = [*VERSION_FIELDS, "run_dir"]
+MANIFESTS_KEPT = 4096  # manifests remembered by :meth:`RegistryService.manifest`
 
 
 def project_of(name: str) -> str:
@@ -44,6 +47,7 @@ class RegistryService:
     def __init__(self, registry: Registry, identity: AuthStore | None = None) -> None:
         self.registry = registry
         self.identity = identity
+        self.manifests: dict[tuple[str, int], dict[str, Any]] = {}
 
     def sign(self, name: str | None = None) -> list[str]:
         """Sign the intact versions (of ``name``) with the registry's signing key (an
@@ -71,18 +75,9 @@ class RegistryService:
         return self.registry.compare(**filters)
 
     def versions(self, name: str) -> list[dict[str, Any]]:
-        """The versions of ``name`` as records: aliases as a list, metrics as a mapping
-        (empty for an unknown name)."""
-        table = self.registry.versions(name)
-        out = []
-        for row in table.to_dict("records"):
-            entry = {k: row[k] for k in VERSION_FIELDS}
-            entry["aliases"] = entry["aliases"].split() if entry["aliases"] else []
-            entry["metrics"] = {
-                k: v for k, v in row.items() if k not in table.columns[:TABLE_FIELDS]
-            }
-            out.append(entry)
-        return out
+        """The versions of ``name`` as the API shows them: aliases as a list, metrics as a
+        mapping (empty for an unknown name; no server paths)."""
+        return [{k: r[k] for k in [*VERSION_FIELDS, "metrics"]} for r in self.records(name)]
 
     def listing(self, visible: Callable[[str], bool]) -> list[dict[str, Any]]:
         """The models of the projects ``visible(project)`` accepts, with their versions."""
@@ -91,6 +86,39 @@ class RegistryService:
             for n in self.table()["name"]
             if visible(project_of(n))
         ]
+
+    def records(self, name: str) -> list[dict[str, Any]]:
+        """Every version of ``name`` (oldest first) with the run folder it came from: the
+        fields of :meth:`versions` plus ``run_dir``, and every metric the version has
+        (empty for an unknown name)."""
+        table = self.registry.versions(name)
+        fixed = {*COLUMNS, "aliases"}
+        out = []
+        for row in table.to_dict("records"):
+            entry = {k: row[k] for k in RECORD_FIELDS}
+            entry["aliases"] = entry["aliases"].split() if entry["aliases"] else []
+            entry["metrics"] = {
+                k: v
+                for k, v in row.items()
+                if k not in fixed and not (isinstance(v, float) and math.isnan(v))
+            }
+            out.append(entry)
+        return out
+
+    def manifest(self, name: str, version: int) -> dict[str, Any]:
+        """The stored manifest of ``name/version``, read through the bundle folder the
+        registry recorded and checked against the hash recorded at registration (nothing
+        is unpickled). A version never changes (its number is never reused), so each is
+        read once and remembered (the newest ``MANIFESTS_KEPT``)."""
+        name, version = self.resolve(f"{name}/{version}")
+        found = self.manifests.get((name, version))
+        if found is None:
+            bundle, (manifest_hash, _), _ = self.registry.recorded(name, version)
+            found = read_manifest(bundle, manifest_hash)
+            if len(self.manifests) >= MANIFESTS_KEPT:
+                self.manifests.clear()
+            self.manifests[(name, version)] = found
+        return found
 
     def target(self, name: str, alias: str) -> int | None:
         """The version ``name@alias`` points at, or None."""

@@ -57,7 +57,6 @@ class Dashboard:
     history and the runs index."""
 
     cfg: Any
-    output_dir: Path
     sessions: Sessions
     history: History
     runs: RunIndex
@@ -67,7 +66,6 @@ class Dashboard:
         ui, output = cfg.ui, Path(str(cfg.paths.output_dir)).expanduser()
         return cls(
             cfg=ui,
-            output_dir=output,
             sessions=Sessions(ui.session_secret, ui.session_hours, ui.secure_cookie),
             history=History(cfg.monitoring.get("history")),
             runs=RunIndex([output / str(d) for d in ui.runs_dirs], ui.refresh_seconds),
