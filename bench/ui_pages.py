@@ -6,7 +6,7 @@ folder copied to ``--runs`` run folders with varied metrics, its bundle register
 each, a production alias on half), 20 monitoring checks per model in the history, and
 2,000 logged predictions; a user with a role on every project. Then starts the real
 server (``python -m automl.serve``), signs in through the form and times each page
-(``--repeat`` GETs after one warm-up: median and p95 in ms). Figures are printed, never
+(the first GET, then median and p95 of ``--repeat`` more, in ms). Figures are printed, never
 asserted; the issue's target is < 300 ms per page on 2 cores.
 
     .venv/bin/python bench/ui_pages.py [--runs 2000] [--models 100] [--repeat 20]
@@ -113,8 +113,11 @@ def fill_logs(out: Path, names: list[str], source: Path) -> None:
     SqliteStore(out / "serving" / "predictions.db").write(rows, [])
 
 
-def timed(client: httpx.Client, path: str, repeat: int) -> tuple[int, float, float]:
+def timed(client: httpx.Client, path: str, repeat: int) -> tuple[int, float, float, float]:
+    """(status, first request's ms, median ms, p95 ms) of ``repeat`` GETs after a first."""
+    started = time.perf_counter()
     client.get(path)
+    first = (time.perf_counter() - started) * 1000
     times = []
     status = 0
     for _ in range(repeat):
@@ -123,7 +126,7 @@ def timed(client: httpx.Client, path: str, repeat: int) -> tuple[int, float, flo
         times.append((time.perf_counter() - started) * 1000)
         status = answer.status_code
     times.sort()
-    return status, statistics.median(times), times[int(0.95 * (len(times) - 1))]
+    return status, first, statistics.median(times), times[int(0.95 * (len(times) - 1))]
 
 
 def main() -> None:
@@ -155,7 +158,7 @@ def main() -> None:
           f"{20 * args.models} checks, 2,000 predictions; built in "
           f"{time.perf_counter() - started:.0f}s under {root}")  # fmt: skip
     run_id = runs[5].relative_to(out).as_posix()
-    first = names[0]
+    model = names[0]
     pages = [
         "/ui/",
         "/ui/runs",
@@ -164,12 +167,12 @@ def main() -> None:
         f"/ui/runs/{run_id}",
         f"/ui/runs/compare?run={run_id}&run={runs[6].relative_to(out).as_posix()}",
         "/ui/models",
-        f"/ui/models/{first}",
-        f"/ui/models/{first}/1",
+        f"/ui/models/{model}",
+        f"/ui/models/{model}/1",
         "/ui/monitoring",
-        f"/ui/monitoring/{first}",
+        f"/ui/monitoring/{model}",
         "/ui/serving",
-        f"/ui/serving/{first}",
+        f"/ui/serving/{model}",
         "/ui/data",
         "/ui/data/team0/data000",
         "/ui/admin",
@@ -186,12 +189,12 @@ def main() -> None:
         token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
         done = client.post("/ui/sign-in", data={"csrf": token, "key": key, "next": "/ui/"})
         assert done.status_code == 303, done.text
-        print(f"{'page':<72} {'status':>6} {'median ms':>10} {'p95 ms':>8}")
+        print(f"{'page':<64} {'status':>6} {'first ms':>9} {'median ms':>10} {'p95 ms':>8}")
         worst = 0.0
         for path in pages:
-            status, median, p95 = timed(client, path, args.repeat)
+            status, first, median, p95 = timed(client, path, args.repeat)
             worst = max(worst, p95)
-            print(f"{path[:72]:<72} {status:>6} {median:>10.1f} {p95:>8.1f}")
+            print(f"{path[:64]:<64} {status:>6} {first:>9.1f} {median:>10.1f} {p95:>8.1f}")
         print(f"slowest p95: {worst:.1f} ms (target: every page < 300 ms)")
     if args.root is None:
         shutil.rmtree(root, ignore_errors=True)

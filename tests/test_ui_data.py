@@ -67,8 +67,8 @@ def test_a_data_set_page_shows_its_contract_yaml_features_and_models(app, dashbo
         page = c.get("/ui/data/alpha/breast_cancer")
     assert page.status_code == 200
     text = page.text
-    assert re.search(r"<td>diagnosis</td>\s*<td>target</td>\s*<td>category</td>", text)
-    assert re.search(r"<td>mean radius</td>\s*<td>feature</td>\s*<td>float</td>", text)
+    assert re.search(r"<td><code>diagnosis</code></td>\s*<td>target</td>\s*<td>category</td>", text)
+    assert re.search(r"<td><code>mean radius</code></td>\s*<td>feature</td>\s*<td>float</td>", text)
     yaml_block = re.search(r"<pre[^>]*>(.*?)</pre>", text, re.S).group(1)
     assert "name: breast_cancer" in yaml_block and "automl.data.sources.FileSource" in yaml_block
     assert "by automl.ingest" in yaml_block and "written by <code>automl.ingest</code>" in text

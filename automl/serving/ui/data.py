@@ -31,12 +31,11 @@ from automl.redact import redact
 from automl.services.registry import project_of
 from automl.serving.deps import LimitedRoute, Server, ServerDep
 from automl.serving.inputs import ApiError
-from automl.serving.ui.web import SECURITY_HEADERS, Board, SignedIn, Visitor, page
+from automl.serving.ui.web import Board, SignedIn, Visitor, contract_rows, page, standalone
 
 log = logging.getLogger(__name__)
 router = APIRouter(route_class=LimitedRoute)
 
-PROFILE_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 PROFILE = "profile.html"  # the report automl.ingest writes in <conf_dir>/reports/<name>/
 PLOTS = "plots"  # its figures, beside it (inlined as data URIs: the CSP allows no others)
 PLOT_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.png")
@@ -212,32 +211,19 @@ def data_set_facts(who: Visitor, state: Server, conf_dirs: list[Any], name: str)
             problem = f"the ingested YAML could not be read ({type(exc).__name__}); "
             problem += "shown: the data set as composed for training"
             spec_file = None
-    columns = (found.get("contract") or {}).get("columns") or {}
-    features = set(found.get("features") or [])
-    contract = [
-        {"column": c, "role": role(c, found.get("target"), features), **(rule or {})}
-        for c, rule in columns.items()
-    ]
     return {
         "project": project,
         "dataset": dataset,
         "model": name,
         "latest": latest,
         "facts": found,
-        "contract": contract,
+        "contract": contract_rows(found),
         "spec_yaml": yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100),
         "spec_ingested": spec_file is not None,
         "problem": problem,
         "profile": ingested.profile(dataset) is not None,
         "trained": trained_on(who, state, table, dataset),
     }
-
-
-def role(column: str, target: str | None, features: set[str]) -> str:
-    """A contract column's part: the target, a feature, or checked only."""
-    if column == target:
-        return "target"
-    return "feature" if column in features else "checked only"
 
 
 def trained_on(
@@ -260,8 +246,7 @@ async def profile_report(
     """The ingest profile report of a data set, sandboxed (404 when none was written)."""
     name = data_set_of(who, project, dataset)
     html = await run_in_threadpool(report_html, state, list(board.cfg.conf_dirs), name)
-    headers = SECURITY_HEADERS | {"Content-Security-Policy": PROFILE_CSP}
-    return HTMLResponse(html, headers=headers)
+    return standalone(html)
 
 
 def report_html(state: Server, conf_dirs: list[Any], name: str) -> str:

@@ -26,7 +26,7 @@ from automl.services.identity import AccessDenied
 from automl.services.registry import CHANGE_ROLE, project_of
 from automl.serving.deps import LimitedRoute, Server, ServerDep
 from automl.serving.inputs import ApiError
-from automl.serving.ui.web import Board, Dashboard, SignedIn, Visitor, form, page
+from automl.serving.ui.web import Board, Dashboard, SignedIn, Visitor, contract_rows, form, page
 
 log = logging.getLogger(__name__)
 router = APIRouter(route_class=LimitedRoute)
@@ -36,7 +36,6 @@ ALIAS_LENGTH = 100
 PER_PAGE = 50  # models per page of the list, versions per page of a model
 AUDIT_SHOWN = 20  # newest audit entries of a model on its page
 AUDIT_READ = 500  # newest audit entries of its project read to find them
-ALLOWED_SHOWN = 12  # allowed values of a contract column shown before "+N more"
 NOTICES = {
     "promoted": "{alias} now points to version {version}.",
     "unchanged": "{alias} already pointed to version {version}: nothing changed.",
@@ -149,7 +148,7 @@ async def version_page(
         m=manifest,
         metrics=manifest.get("metrics") or record["metrics"],
         config=config_text(manifest.get("config")),
-        contract=contract_rows(manifest.get("contract") or {}, manifest.get("target")),
+        contract=contract_rows(manifest),
         strict=bool((manifest.get("contract") or {}).get("strict")),
         members=best_members(manifest.get("best_params")),
         editor=who.can(project_of(name), CHANGE_ROLE),
@@ -355,28 +354,6 @@ def config_text(config: Any) -> str:
     if not config:
         return ""
     return yaml.safe_dump(config, sort_keys=False, allow_unicode=True, default_flow_style=False)
-
-
-def contract_rows(contract: dict[str, Any], target: str | None) -> list[dict[str, Any]]:
-    """The input contract, one row per column (long lists of allowed values cut short)."""
-    rows = []
-    for column, spec in (contract.get("columns") or {}).items():
-        allowed = spec.get("allowed")
-        rows.append(
-            {
-                "column": column,
-                "role": "target" if column == target else "feature",
-                "dtype": spec.get("dtype"),
-                "nullable": spec.get("nullable"),
-                "required": spec.get("required"),
-                "unique": spec.get("unique"),
-                "min": spec.get("min"),
-                "max": spec.get("max"),
-                "allowed": None if allowed is None else [str(v) for v in allowed[:ALLOWED_SHOWN]],
-                "more": 0 if allowed is None else max(0, len(allowed) - ALLOWED_SHOWN),
-            }
-        )
-    return rows
 
 
 def best_members(best: Any) -> list[dict[str, Any]]:

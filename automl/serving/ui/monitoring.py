@@ -31,18 +31,11 @@ from automl.serving.ui.web import (
     form,
     number,
     page,
+    standalone,
     timestamp,
 )
 
 router = APIRouter(route_class=LimitedRoute)
-REPORT_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-REPORT_HEADERS = {
-    "Content-Security-Policy": REPORT_CSP,
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 STATUS_COLOURS = {"ok": "#1a7f37", "warning": "#bf8700", "drift": "#cf222e"}
 CHARTED_CHECKS = 200  # the newest checks in the model's charts
 FREQUENT_COLUMNS = 20  # rows of the "drifts most often" table
@@ -367,7 +360,7 @@ async def batch_report(request: Request, name: str, report: str, who: SignedIn, 
     standalone page: served sandboxed, without scripts)."""
     who.require_model(name)
     html = await run_in_threadpool(report_html, name, report, board)
-    return HTMLResponse(html, headers=REPORT_HEADERS)
+    return standalone(html)
 
 
 def report_html(name: str, report: str, board: Dashboard) -> str:

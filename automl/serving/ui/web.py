@@ -224,6 +224,35 @@ def number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+ALLOWED_SHOWN = 12  # allowed values of a contract column shown before "+N more"
+
+
+def contract_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """A bundle's input contract for the contract table: one row per column with its
+    role (target, feature, or checked only) and at most ``ALLOWED_SHOWN`` allowed values."""
+    target, features = manifest.get("target"), set(manifest.get("features") or [])
+    rows = []
+    for column, spec in ((manifest.get("contract") or {}).get("columns") or {}).items():
+        spec = spec or {}
+        allowed = spec.get("allowed")
+        role = "target" if column == target else "feature" if column in features else "checked only"
+        rows.append(
+            {
+                "column": column,
+                "role": role,
+                "dtype": spec.get("dtype"),
+                "nullable": spec.get("nullable"),
+                "required": spec.get("required"),
+                "unique": spec.get("unique"),
+                "min": spec.get("min"),
+                "max": spec.get("max"),
+                "allowed": None if allowed is None else [str(v) for v in allowed[:ALLOWED_SHOWN]],
+                "more": 0 if allowed is None else max(0, len(allowed) - ALLOWED_SHOWN),
+            }
+        )
+    return rows
+
+
 def chart(spec: dict[str, Any]) -> str:
     """A chart spec as JSON for a ``<script type="application/json">`` block (``<``, ``>``
     and ``&`` as ``\\u`` escapes, so no data can end the block or open a comment)."""
@@ -262,6 +291,13 @@ def page(
         request=request, who=who, nav=nav, path=here, **context
     )
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def standalone(html: str) -> HTMLResponse:
+    """A standalone HTML report (batch monitoring, data profile) in a CSP sandbox: no
+    scripts, no requests, inline styles and data: images only."""
+    sandbox = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    return HTMLResponse(html, headers=SECURITY_HEADERS | {"Content-Security-Policy": sandbox})
 
 
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:
