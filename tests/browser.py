@@ -24,8 +24,9 @@ CHROMIUM_ARGS = [
 
 
 @contextmanager
-def chromium_page(profile: Path) -> Iterator[tuple[Any, list[str]]]:
-    """A new page and the list its problems are appended to (skips without Chromium)."""
+def chromium_page(profile: Path, javascript: bool = True) -> Iterator[tuple[Any, list[str]]]:
+    """A new page and the list its problems are appended to (skips without Chromium);
+    ``javascript=False`` browses with scripts off."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is absent: `make browser` installs Chromium (needs root)")
     playwright = pytest.importorskip(
@@ -34,7 +35,11 @@ def chromium_page(profile: Path) -> Iterator[tuple[Any, list[str]]]:
     problems: list[str] = []
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS[1:], headless=True
+            str(profile),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS[1:],
+            headless=True,
+            java_script_enabled=javascript,
         )
         try:
             page = browser.new_page()

@@ -8,6 +8,8 @@ import pytest
 from dashboard_world import ALPHA, BETA, csrf_of, sign_in, ui_app
 from fastapi.testclient import TestClient
 
+from automl.serving.ui import ROUTERS
+
 BASE = "http://127.0.0.1"
 
 
@@ -104,9 +106,29 @@ def test_a_site_admin_sees_every_project_and_has_every_role(app, dashboard_world
         sign_in(c, dashboard_world["keys"]["root"])
         home = c.get("/ui/").text
         assert ALPHA in home and BETA in home and "site admin" in home
+        assert home.count("last run") == 2 and "(lgbm, complete)" in home  # beta's one run
         api = {"X-API-Key": dashboard_world["keys"]["root"]}
         assert c.get(f"/v1/models/{BETA}/metadata", headers=api).status_code == 200
         assert c.get("/v1/projects/alpha/audit", headers=api).status_code == 200
         # every recorded metric comes back (the first one, cv_*, was once cut off)
         versions = c.get(f"/v1/models/{ALPHA}", headers=api).json()["versions"]
         assert {"cv_roc_auc", "auc", "log_loss", "train_seconds"} <= set(versions[0]["metrics"])
+
+
+def test_every_dashboard_form_refuses_a_post_without_its_csrf_token(app, dashboard_world):
+    posts = [
+        route.path
+        for router in ROUTERS
+        for route in router.routes
+        if "POST" in route.methods and route.path != "/ui/sign-in"
+    ]
+    assert len(posts) >= 10, posts
+    with TestClient(app, base_url=BASE) as c:
+        sign_in(c, dashboard_world["keys"]["root"])
+        for path in posts:
+            target = path.replace("{name}", ALPHA)
+            for fields in ({"confirm": "yes"}, {"csrf": "forged", "confirm": "yes"}):
+                answer = c.post(target, data=fields)
+                assert answer.status_code == 403, (target, fields, answer.status_code)
+                assert "CSRF" in answer.text
+        assert c.get("/ui/").status_code == 200  # still signed in: nothing was done

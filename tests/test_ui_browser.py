@@ -236,3 +236,19 @@ def test_phone_width_and_keyboard(server, dashboard_world, tmp_path):
         page.keyboard.press("Enter")
         assert page.evaluate("document.activeElement.id") == "main"
         assert not problems, problems
+
+
+def test_pages_read_and_forms_work_without_javascript(server, dashboard_world, tmp_path):
+    with chromium_page(tmp_path / "profile", javascript=False) as (page, problems):
+        sign_in(page, server, dashboard_world["keys"]["ada"])
+        page.goto(f"{server}/ui/runs?sort=started")
+        assert page.locator("table tbody tr").count() >= 3
+        page.get_by_label("Family").select_option("lgbm")
+        page.get_by_role("button", name="Filter").click()  # a plain GET form
+        families = page.locator("table tbody tr").all_inner_texts()
+        assert families and all("lgbm" in row for row in families)
+        page.goto(f"{server}/ui/monitoring/{ALPHA}")
+        # each chart's data is in a table as well
+        assert page.locator("table").count() >= 2
+        assert "warning" in page.locator("main").inner_text()
+        assert not problems, problems

@@ -31,7 +31,12 @@ def project_cards(who: Visitor, state: Server, board: Dashboard) -> list[dict[st
     traffic = state.metrics.traffic(who.sees)
     checks = latest(board.history.lines())
     cards = {
-        p: {"name": p, "role": who.caller.roles.get(p) or "site admin", "models": []}
+        p: {
+            "name": p,
+            "role": who.caller.roles.get(p) or "site admin",
+            "models": [],
+            "last_run": None,
+        }
         for p in who.projects
     }
     for row in table.to_dict("records"):
@@ -55,6 +60,12 @@ def project_cards(who: Visitor, state: Server, board: Dashboard) -> list[dict[st
                 "checked": None if check is None else check["time"],
             }
         )
+    for run in board.runs.runs():  # the newest run of each project, registered or not
+        card = cards.get(run.project or "")
+        if card is not None and (
+            card["last_run"] is None or run.started > card["last_run"].started
+        ):
+            card["last_run"] = run
     for card in cards.values():
         models = card["models"]
         card["trained"] = max((m["updated"] for m in models), default=None)
