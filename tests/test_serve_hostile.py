@@ -420,8 +420,8 @@ def served(world, *overrides: str) -> Iterator[tuple[str, Any]]:
 
 @pytest.fixture(scope="module")
 def limited(world):
-    """A real server over the world's registry: one request at a time, 1 s each."""
-    overrides = ["limits.max_concurrent_requests=1", "limits.request_timeout=1.0"]
+    """A real server over the world's registry: one request at a time, 3 s each."""
+    overrides = ["limits.max_concurrent_requests=1", "limits.request_timeout=3.0"]
     with served(world, *overrides, "prediction_log.enabled=false") as (url, _):
         yield url
 
@@ -475,9 +475,11 @@ def test_a_request_over_the_concurrency_limit_gets_503_and_health_still_answers(
 
     def send_slowly() -> None:
         slow["answer"] = httpx.post(
-            f"{limited}/v1/models/{RF}/predict", content=dribble(0.8), headers=key, timeout=30
+            f"{limited}/v1/models/{RF}/predict", content=dribble(1.5), headers=key, timeout=30
         )
 
+    warm = httpx.post(f"{limited}/v1/models/{RF}/predict", json=diabetes_row(), headers=key)
+    assert warm.status_code == 200, warm.text  # the model is loaded: only the body is slow
     thread = threading.Thread(target=send_slowly)
     thread.start()
     time.sleep(0.3)  # the slow request holds the one slot while its body arrives
@@ -493,7 +495,7 @@ def test_a_request_over_the_concurrency_limit_gets_503_and_health_still_answers(
 def test_a_request_that_outlives_the_timeout_gets_503_and_frees_its_slot(world, limited):
     key = {"Authorization": f"Bearer {world['keys']['ada']}"}
     answer = httpx.post(
-        f"{limited}/v1/models/{RF}/predict", content=dribble(2.5), headers=key, timeout=30
+        f"{limited}/v1/models/{RF}/predict", content=dribble(5.0), headers=key, timeout=30
     )
     assert answer.status_code == 503
     assert "limits.request_timeout" in answer.json()["detail"]
