@@ -92,11 +92,23 @@ class ParamSpace:
 
 
 @dataclass
+class AcrossStep:
+    """A step across all features after the blocks (``features/<kind>/<option>.yaml``)."""
+
+    step: Any = None  # a node with _target_, or None: no step
+    space: dict[str, ParamSpace] = field(default_factory=dict)
+
+
+@dataclass
 class FeaturesConfig:
     name: str = MISSING
     output: str = "default"  # default (numpy) | pandas
     blocks: dict[str, FeatureBlock] = field(default_factory=dict)
     space: dict[str, ParamSpace] = field(default_factory=dict)
+    # steps across all features, in this order (features/interactions=..., /selection=...)
+    interactions: AcrossStep = field(default_factory=AcrossStep)
+    selection: AcrossStep = field(default_factory=AcrossStep)
+    decomposition: AcrossStep = field(default_factory=AcrossStep)
 
 
 @dataclass

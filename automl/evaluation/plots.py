@@ -72,7 +72,7 @@ def feature_importance(pipeline: Any) -> list[tuple[str, float]]:
         values = np.abs(np.atleast_2d(estimator.coef_)).mean(axis=0)
     if values is None:
         return []
-    names = pipeline[0].get_feature_names_out()
+    names = pipeline[:-1].get_feature_names_out()  # after selection: what the model saw
     order = np.argsort(values)[::-1][:TOP_FEATURES]
     return [(str(names[i]), float(values[i])) for i in order]
 

@@ -1,6 +1,17 @@
-"""Feature steps from YAML, built into one scikit-learn ColumnTransformer."""
+"""Feature steps from YAML: per-column blocks (one ColumnTransformer), then optional steps
+across all features (interactions, selection, decomposition)."""
 
-from automl.features.pipeline import build_features
+from automl.features.pipeline import OptionalStep, build_features, feature_space, feature_steps
+from automl.features.steps import (
+    CorrelationFilter,
+    CyclicalDateTime,
+    FrequencyEncoder,
+    HashingEncoder,
+    ModelImportanceSelector,
+    PermutationSelector,
+    TopKInteractions,
+    UnivariateSelector,
+)
 from automl.features.transformers import (
     DateTimeExpander,
     NativeCategorical,
@@ -9,9 +20,20 @@ from automl.features.transformers import (
 )
 
 __all__ = [
+    "CorrelationFilter",
+    "CyclicalDateTime",
+    "FrequencyEncoder",
+    "HashingEncoder",
+    "ModelImportanceSelector",
+    "PermutationSelector",
+    "TopKInteractions",
+    "UnivariateSelector",
     "DateTimeExpander",
     "NativeCategorical",
     "RareCategoryGrouper",
     "SignedLog",
+    "OptionalStep",
     "build_features",
+    "feature_space",
+    "feature_steps",
 ]

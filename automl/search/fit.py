@@ -25,9 +25,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.class_weight import compute_sample_weight
 from threadpoolctl import threadpool_limits
 
-from automl.config import to_plain
 from automl.errors import ConfigError
-from automl.features import build_features
+from automl.features import feature_space, feature_steps
 from automl.models import build_model, model_param_prefix, model_space
 from automl.models.ensemble import ensemble_of, select_ensemble, tune_threshold
 from automl.models.fitting import fit, score_predictions
@@ -82,10 +81,10 @@ def make_families(cfg: DictConfig, task: str, threads: int) -> dict[str, Family]
     families = {}
     for name, model_cfg in families_of(cfg.model).items():
         model = build_model(model_cfg, task, cfg.seed)
-        pipeline = Pipeline([("features", build_features(cfg.features)), ("model", model)])
+        pipeline = Pipeline([*feature_steps(cfg.features), ("model", model)])
         prefix = model_param_prefix(model)
         space = {prefix + k: v for k, v in model_space(model_cfg, task).items()}
-        space |= {"features__" + k: v for k, v in to_plain(cfg.features.space).items()}
+        space |= feature_space(cfg.features)
         families[name] = make_family(name, pipeline, space)
     return families
 
