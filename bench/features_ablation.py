@@ -11,6 +11,7 @@ Figures are printed as a Markdown table (and written to ``--out`` as CSV), never
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("AUTOML_DATA_DIR", str(ROOT.parent / "shared" / "data"))  # the files
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers import compose_train  # noqa: E402
 
