@@ -33,6 +33,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from automl.features.steps import (
+    CappedSVD,
     CorrelationFilter,
     CyclicalDateTime,
     FrequencyEncoder,
@@ -473,8 +474,19 @@ def test_supervised_steps_need_y(step):
 # --- scikit-learn's own estimator checks (numeric steps) --------------------------------
 
 
+def test_capped_svd_keeps_fewer_components_on_narrow_data():
+    X, _ = load_wine(return_X_y=True)  # 13 features: at most 12 components
+    narrow = CappedSVD(n_components=20).fit(X)
+    assert narrow.transform(X).shape == (len(X), 12)
+    assert list(narrow.get_feature_names_out())[-1] == "svd11"
+    wide = CappedSVD(n_components=5, random_state=0).fit(X)
+    np.testing.assert_array_equal(wide.transform(X), CappedSVD(5, random_state=0).fit_transform(X))
+    assert wide.transform(X).shape[1] == 5
+
+
 @parametrize_with_checks(
     [
+        CappedSVD(),
         CorrelationFilter(),
         TopKInteractions(),
         UnivariateSelector(criterion="anova", k=2),

@@ -3,6 +3,7 @@ across all features (interactions, selection, decomposition)."""
 
 from automl.features.pipeline import OptionalStep, build_features, feature_space, feature_steps
 from automl.features.steps import (
+    CappedSVD,
     CorrelationFilter,
     CyclicalDateTime,
     FrequencyEncoder,
@@ -20,6 +21,7 @@ from automl.features.transformers import (
 )
 
 __all__ = [
+    "CappedSVD",
     "CorrelationFilter",
     "CyclicalDateTime",
     "FrequencyEncoder",

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction import FeatureHasher
 from sklearn.feature_selection import (
     SelectFromModel,
@@ -497,3 +498,26 @@ class CorrelationFilter(_Selector):
             if np.any(corr[kept, j] > self.threshold):
                 self.support_[j] = False
         return self
+
+
+class CappedSVD(TransformerMixin, BaseEstimator):
+    """Truncated SVD to ``n_components`` components, fewer on narrower data (at most
+    one less than the number of features, as TruncatedSVD needs)."""
+
+    def __init__(self, n_components: int = 20, random_state: int | None = 0) -> None:
+        self.n_components = n_components
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, dtype=np.float64)
+        components = max(1, min(int(self.n_components), X.shape[1] - 1))
+        self.svd_ = TruncatedSVD(components, random_state=self.random_state).fit(X)
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "svd_")
+        return self.svd_.transform(validate_data(self, X, dtype=np.float64, reset=False))
+
+    def get_feature_names_out(self, input_features=None):
+        _names_in(self, input_features)
+        return np.asarray([f"svd{i}" for i in range(self.svd_.n_components)], dtype=object)
