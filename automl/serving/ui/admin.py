@@ -13,7 +13,6 @@ confirmation first (a POST without ``confirm=yes`` answers with the question).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -25,10 +24,10 @@ from starlette.concurrency import run_in_threadpool
 
 from automl.config import check_name
 from automl.errors import AutomlError
-from automl.services.identity import AUDIT_ACTIONS, ROLES, denied
+from automl.services.identity import AUDIT_ACTIONS, ROLES, SITE, denied
 from automl.serving.deps import LimitedRoute, Server, ServerDep
 from automl.serving.inputs import ApiError
-from automl.serving.ui.web import SITE, Board, SignedIn, Visitor, form, page
+from automl.serving.ui.web import Board, SignedIn, Visitor, form, page, pages_of
 
 router = APIRouter(route_class=LimitedRoute)
 
@@ -65,10 +64,6 @@ def scope(who: Visitor, project: str | None) -> list[str] | None:
         who.require(project, "admin", f"project '{project}'")
         return [project]
     return None if who.site_admin else who.administers()
-
-
-def pages_of(total: int, size: int) -> int:
-    return max(1, math.ceil(total / size))
 
 
 def done_notice(request: Request) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,15 @@ from automl.redact import redact
 from automl.services.registry import project_of
 from automl.serving.deps import LimitedRoute, Server, ServerDep
 from automl.serving.inputs import ApiError
-from automl.serving.ui.web import Board, SignedIn, Visitor, contract_rows, page, standalone
+from automl.serving.ui.web import (
+    Board,
+    SignedIn,
+    Visitor,
+    contract_rows,
+    page,
+    pages_of,
+    standalone,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(route_class=LimitedRoute)
@@ -159,7 +166,7 @@ def data_rows(
         if who.sees(name) and "." in name
     ]
     named.sort()
-    pages = max(1, math.ceil(len(named) / size))
+    pages = pages_of(len(named), size)
     ingested = Ingested.scan(conf_dirs)
     rows = []
     for dataset, project, name, latest in named[(number - 1) * size : number * size]:

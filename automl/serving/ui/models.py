@@ -10,7 +10,6 @@ form posted without ``confirm=yes`` answers a page that asks.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -26,14 +25,22 @@ from automl.services.identity import AccessDenied
 from automl.services.registry import CHANGE_ROLE, project_of
 from automl.serving.deps import LimitedRoute, Server, ServerDep
 from automl.serving.inputs import ApiError
-from automl.serving.ui.web import Board, Dashboard, SignedIn, Visitor, contract_rows, form, page
+from automl.serving.ui.web import (
+    Board,
+    Dashboard,
+    SignedIn,
+    Visitor,
+    contract_rows,
+    form,
+    page,
+    pages_of,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(route_class=LimitedRoute)
 
 ALIAS = re.compile(r"[\w.-]+")  # as the API's ?alias= and registry references
 ALIAS_LENGTH = 100
-PER_PAGE = 50  # models per page of the list, versions per page of a model
 AUDIT_SHOWN = 20  # newest audit entries of a model on its page
 AUDIT_READ = 500  # newest audit entries of its project read to find them
 NOTICES = {
@@ -52,6 +59,7 @@ async def models_page(
     request: Request,
     who: SignedIn,
     state: ServerDep,
+    board: Board,
     project: str | None = None,
     page_number: PageNumber = 1,
 ) -> HTMLResponse:
@@ -61,14 +69,15 @@ async def models_page(
     rows = await run_in_threadpool(model_rows, who, state)
     projects = sorted({r["project"] for r in rows} | set(who.projects))
     shown = [r for r in rows if not project or r["project"] == project]
-    pages = max(1, math.ceil(len(shown) / PER_PAGE))
+    size = board.cfg.page_size
+    pages = pages_of(len(shown), size)
     number = min(page_number, pages)
-    start = (number - 1) * PER_PAGE
+    start = (number - 1) * size
     return page(
         request,
         "models.html",
         who,
-        rows=shown[start : start + PER_PAGE],
+        rows=shown[start : start + size],
         total=len(shown),
         projects=projects,
         project=project or "",
@@ -96,9 +105,10 @@ async def model_page(
     editor = who.can(project_of(name), CHANGE_ROLE)
     audit = await run_in_threadpool(model_audit, state, name) if editor else []
     newest = records[::-1]
-    pages = max(1, math.ceil(len(newest) / PER_PAGE))
+    size = board.cfg.page_size
+    pages = pages_of(len(newest), size)
     number = min(page_number, pages)
-    shown = newest[(number - 1) * PER_PAGE : number * PER_PAGE]
+    shown = newest[(number - 1) * size : number * size]
     for record in shown:
         record["run"] = await run_in_threadpool(run_of, record.get("run_dir"), board)
     aliases = aliases_of(records)

@@ -31,6 +31,7 @@ from automl.serving.ui.web import (
     form,
     number,
     page,
+    pages_of,
     standalone,
     timestamp,
 )
@@ -94,7 +95,7 @@ def model_view(name: str, state: Server, board: Dashboard, page_number: int) -> 
     if not lines and not versions:
         raise ApiError(404, f"no model '{name}' in the registry")
     size = max(1, int(board.cfg.page_size))
-    pages = max(1, math.ceil(len(lines) / size))
+    pages = pages_of(len(lines), size)
     page_number = min(page_number, pages)
     newest_first = lines[::-1]
     shown_lines = newest_first[(page_number - 1) * size : page_number * size]

@@ -9,7 +9,6 @@ not view is answered exactly like a missing one (404 "no such run").
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from automl.services.runs import (
 )
 from automl.serving.deps import LimitedRoute, Server, ServerDep
 from automl.serving.inputs import ApiError
-from automl.serving.ui.web import SECURITY_HEADERS, Board, SignedIn, Visitor, page
+from automl.serving.ui.web import SECURITY_HEADERS, Board, SignedIn, Visitor, page, pages_of
 
 router = APIRouter(route_class=LimitedRoute)
 
@@ -153,7 +152,7 @@ def runs_listing(
     order = {"sort": sort, "descending": descending, "size": size}
     page_no = page_number(params.get("page"))
     rows, total = index.query(projects, **selection, **order, page=page_no)
-    pages = max(math.ceil(total / size), 1)
+    pages = pages_of(total, size)
     if page_no > pages:
         page_no = pages
         rows, _ = index.query(projects, **selection, **order, page=page_no)

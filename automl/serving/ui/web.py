@@ -202,6 +202,11 @@ async def form(request: Request, who: Visitor) -> dict[str, str]:
     return fields
 
 
+def pages_of(total: int, size: int) -> int:
+    """How many pages of ``size`` rows ``total`` rows fill (at least one)."""
+    return max(1, math.ceil(total / max(int(size), 1)))
+
+
 def timestamp(value: Any) -> str:
     """A date for people: ISO strings and unix seconds as ``YYYY-MM-DD HH:MM`` (UTC)."""
     if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
