@@ -129,6 +129,9 @@ class FamilyConfig:
     space: dict[str, ParamSpace] = field(default_factory=dict)
     classifier_space: dict[str, ParamSpace] = field(default_factory=dict)
     regressor_space: dict[str, ParamSpace] = field(default_factory=dict)
+    # the feature sets this family is searched with, each as its own portfolio family
+    # (``<family>+<set>``); empty: the run's ``features``
+    features: dict[str, FeaturesConfig] = field(default_factory=dict)
 
 
 @dataclass

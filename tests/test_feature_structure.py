@@ -8,19 +8,22 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from helpers import FAST, ROOT, run_cli
+from helpers import FAST, ROOT, compose_train, needs_shared_data, run_cli
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.feature_selection import SelectKBest, f_classif
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 
+from automl import load_model
 from automl.config import compose_config
 from automl.errors import ConfigError
 from automl.features import feature_space, feature_steps
+from automl.search.fit import make_families
 
 ACROSS = {  # group -> its options (besides none)
     kind: sorted(p.stem for p in (ROOT / "conf" / "features" / kind).glob("*.yaml"))
@@ -61,6 +64,23 @@ def test_across_steps_refuse_pandas_categoricals_with_a_clear_error(train_config
     cfg = train_config(["features=none", "features/selection=variance"])
     with pytest.raises(ConfigError, match="features.selection works on numeric features"):
         feature_steps(cfg.features)
+
+
+def test_chi2_selection_on_a_regression_target_is_refused_before_the_search(tmp_path):
+    """The CLI exits non-zero with the config's own words before any trial, and leaves no
+    run behind; on a class target the same option builds."""
+    out = tmp_path / "outputs"
+    done = run_cli(
+        "automl", "dataset=diabetes", "model=linear", "features/selection=chi2", *FAST,
+        f"paths.output_dir={out}",
+    )  # fmt: skip
+    assert done.returncode != 0
+    said = done.stdout + done.stderr
+    (message,) = [line for line in said.splitlines() if "ERROR" in line]
+    assert "features.selection" in message and "features/selection=anova" in message, message
+    assert "trial" not in said and not list(out.glob("runs/*/*/model"))
+    classes = compose_train(["dataset=breast_cancer", "features/selection=chi2"])
+    assert [name for name, _ in feature_steps(classes.features, task="binary")][-1] == ("selection")
 
 
 @pytest.mark.parametrize(("kind", "option"), [(k, o) for k, os in ACROSS.items() for o in os])
@@ -191,3 +211,62 @@ def test_a_users_own_step_by_yaml_only_trains_predicts_and_serves(tmp_path):
         assert answer.status_code == 200, answer.text
         meta = client.get("/v1/models/default.breast_cancer/metadata", headers=key).json()
         assert "feature step" in meta["fast_path"] or "pipeline" in meta["fast_path"]
+
+
+def test_model_auto_lists_feature_sets_per_family_each_a_portfolio_family(train_config):
+    """``model.candidates.<family>.features`` (shipped in ``model=auto_features``, or
+    added from the command line): one portfolio family per feature set, with that set's
+    steps and space; the other families keep the run's ``features``."""
+    cfg = train_config(
+        ["model=auto_features", "features=minimal",
+         "+features@model.candidates.lgbm.features.hashed=hashing",
+         "features/selection@model.candidates.linear.features.default.selection=anova"]
+    )  # fmt: skip
+    families = make_families(cfg, "binary", threads=1)
+    names = set(families)
+    assert {"linear+default", "linear+robust", "linear+target_encoding", "lgbm+hashed"} <= names
+    assert "linear" not in names and "lgbm" not in names and "xgb" in names
+
+    def encoders(pipeline):
+        return [repr(block) for _, block, _ in pipeline[0].transformers]
+
+    assert "TargetEncoder" in str(encoders(families["linear+target_encoding"].pipeline))
+    run_features = Pipeline(feature_steps(cfg.features))  # features=minimal
+    assert encoders(families["xgb"].pipeline) == encoders(run_features)
+    assert "linear+default.k" in families["linear+default"].space  # its own selection
+    assert "lgbm+hashed.n_features" in families["lgbm+hashed"].space  # the hashing width
+    assert not any(k.endswith(".k") for k in families["linear+robust"].space)
+
+
+@needs_shared_data
+def test_feature_sets_per_family_are_searched_and_the_model_scores(tmp_path):
+    """A run of ``model=auto_features`` on real data with categoricals: each (family,
+    feature set) gets trials, and the bundle predicts from the CLI."""
+    out = tmp_path / "outputs"
+    done = run_cli(
+        "automl", "dataset=abalone", "model=auto_features",
+        "model.families=[lgbm_default,linear]", "search.time_budget=null",
+        "search.n_trials=4", "search.n_jobs=1", "evaluation.plots=false", "tracking=none",
+        f"paths.output_dir={out}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = next((out / "runs").glob("*/*"))
+    families = (run / "families.csv").read_text()
+    for name in ("lgbm_default", "linear+default", "linear+robust", "linear+target_encoding"):
+        assert f"\n{name}," in families, families
+    rows = tmp_path / "in.csv"
+    model = load_model(run / "model")
+    frame = pd.DataFrame(
+        {"sex": ["M", "F", "I"], "length": [0.5, 0.4, 0.3], "diameter": [0.4, 0.3, 0.2],
+         "height": [0.1, 0.1, 0.08], "whole_weight": [0.5, 0.4, 0.2],
+         "shucked_weight": [0.2, 0.2, 0.1], "viscera_weight": [0.1, 0.08, 0.05],
+         "shell_weight": [0.15, 0.12, 0.07]}
+    )  # fmt: skip
+    frame.to_csv(rows, index=False)
+    scored = run_cli(
+        "automl.predict", f"model={run}", f"input={rows}", f"output={tmp_path / 'out.csv'}",
+        f"paths.output_dir={out}",
+    )  # fmt: skip
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    predicted = pd.read_csv(tmp_path / "out.csv")["prediction"].to_numpy()
+    np.testing.assert_allclose(predicted, np.asarray(model.predict(frame), dtype=float))

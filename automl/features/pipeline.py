@@ -54,11 +54,23 @@ def across_steps(cfg: Any) -> list[str]:
     return chosen
 
 
-def feature_steps(cfg: Any, n_jobs: int | None = None) -> list[tuple[str, Any]]:
+def feature_steps(
+    cfg: Any, n_jobs: int | None = None, task: str | None = None
+) -> list[tuple[str, Any]]:
     """The pipeline steps before the model: ``("features", blocks)``, then each across
-    step that is on (wrapped in :class:`OptionalStep`, so the search can turn it off)."""
+    step that is on (wrapped in :class:`OptionalStep`, so the search can turn it off).
+
+    With ``task``, a step that says it cannot work on that target (its
+    ``unsuitable_for(task)``) is refused here, before any trial runs."""
     steps: list[tuple[str, Any]] = [("features", build_features(cfg, n_jobs))]
-    return steps + [(kind, OptionalStep(build(cfg[kind].step))) for kind in across_steps(cfg)]
+    for kind in across_steps(cfg):
+        step = build(cfg[kind].step)
+        check = getattr(step, "unsuitable_for", None)
+        reason = check(task) if task and check else None
+        if reason:
+            raise ConfigError(f"features.{kind} (features={cfg.name}): {reason}")
+        steps.append((kind, OptionalStep(step)))
+    return steps
 
 
 def feature_space(cfg: Any) -> dict[str, Any]:

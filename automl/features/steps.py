@@ -8,6 +8,7 @@ classification or regression variant of their score or model from the type of ``
 from __future__ import annotations
 
 import math
+import warnings
 from functools import partial
 from itertools import combinations
 from numbers import Integral, Real
@@ -378,6 +379,15 @@ class UnivariateSelector(_Supervised, _Selector):
         self.k = k
         self.random_state = random_state
 
+    def unsuitable_for(self, task: str) -> str | None:
+        """Why this selector cannot work on a ``task`` target (None: it can)."""
+        if self.criterion == "chi2" and task == "regression":
+            return (
+                "criterion='chi2' needs a class target, and this run is regression: "
+                "choose features/selection=anova or features/selection=mutual_info"
+            )
+        return None
+
     def fit(self, X, y=None):
         owner = type(self).__name__
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
@@ -393,7 +403,10 @@ class UnivariateSelector(_Supervised, _Selector):
             self.scaler_ = MinMaxScaler().fit(scored)
             scored = np.clip(self.scaler_.transform(scored), 0.0, None)
         count = _count(self.k, X.shape[1], "k", owner)
-        self.selector_ = SelectKBest(score, k=count).fit(scored, y)
+        with warnings.catch_warnings():  # constant columns score NaN and rank last
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.selector_ = SelectKBest(score, k=count).fit(scored, y)
         self.scores_ = self.selector_.scores_
         self.support_ = self.selector_.get_support()
         return self

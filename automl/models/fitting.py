@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -58,8 +59,15 @@ def predictions(estimator: Any, X: Any, classification: bool) -> np.ndarray:
     return estimator.predict_proba(X) if classification else estimator.predict(X)
 
 
+# what a quantile binner says of a column with fewer distinct values than bins: it merges
+# the empty bins, which is what we want, once per column and fold otherwise
+MERGED_BINS = "Bins whose width are too small"
+
+
 def fit(estimator: Any, X: Any, y: np.ndarray, weights: np.ndarray | None) -> Any:
     """Fit a pipeline, with per-row weights when given."""
-    if weights is None:
-        return estimator.fit(X, y)
-    return estimator.fit(X, y, model__sample_weight=weights)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=MERGED_BINS, category=UserWarning)
+        if weights is None:
+            return estimator.fit(X, y)
+        return estimator.fit(X, y, model__sample_weight=weights)

@@ -2,7 +2,9 @@
 
 Every model config takes it. The families taking part come from the model node: those
 named in ``model.families`` among ``model.candidates`` (``model=auto``), or the node
-itself when it has no candidates (``model=lgbm``: a portfolio of one). The flow: folds
+itself when it has no candidates (``model=lgbm``: a portfolio of one); a family that
+lists feature sets of its own (``model.candidates.<family>.features``) takes part once per
+set, as ``<family>+<set>``, and the others use the run's ``features``. The flow: folds
 (CV, or one holdout split for large data) -> the portfolio search -> greedy ensemble
 selection on the kept out-of-fold predictions (``search.ensemble.size``; 0: the best
 trial alone) -> optionally a tuned decision threshold -> the chosen members refit on all
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
+from sklearn.base import clone
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils.class_weight import compute_sample_weight
@@ -74,18 +77,28 @@ def start_pool(cfg: DictConfig) -> InlinePool | TrialPool:
     return open_pool(max(1, cfg.search.n_jobs), stoppable, sorted(modules))
 
 
+def feature_sets(name: str, family: DictConfig, features: DictConfig) -> dict[str, DictConfig]:
+    """The feature sets a family is searched with, by portfolio family name: each of the
+    family's own ``features`` as ``<family>+<set>``, or else the run's as ``<family>``."""
+    own = family.get("features") or {}
+    return {f"{name}+{key}": node for key, node in own.items()} or {name: features}
+
+
 def make_families(cfg: DictConfig, task: str, threads: int) -> dict[str, Family]:
-    """Each family's untrained pipeline (``threads`` per model fit) and search space."""
+    """Each family's untrained pipeline (``threads`` per model fit) and search space: one
+    per feature set the family is searched with."""
     cfg = cfg.copy()
     cfg.n_jobs = threads
     families = {}
     for name, model_cfg in families_of(cfg.model).items():
         model = build_model(model_cfg, task, cfg.seed)
-        pipeline = Pipeline([*feature_steps(cfg.features), ("model", model)])
         prefix = model_param_prefix(model)
-        space = {prefix + k: v for k, v in model_space(model_cfg, task).items()}
-        space |= feature_space(cfg.features)
-        families[name] = make_family(name, pipeline, space)
+        model_params = {prefix + k: v for k, v in model_space(model_cfg, task).items()}
+        for label, features in feature_sets(name, model_cfg, cfg.features).items():
+            steps = feature_steps(features, task=task)
+            pipeline = Pipeline([*steps, ("model", clone(model))])
+            space = model_params | feature_space(features)
+            families[label] = make_family(label, pipeline, space)
     return families
 
 
