@@ -336,6 +336,7 @@ class IngestLimits:
     min_parsed: float = 0.95
     identifier_min_rows: int = 50
     text_min_length: float = 30.0
+    text_min_words: float = 3.0
 
 
 @dataclass

@@ -22,7 +22,7 @@ def options(group: str) -> list[str]:
 
 def test_shipped_options_are_the_documented_ones():
     assert set(options("dataset")) == set(EMBEDDED_DATASETS) | set(FILE_DATASETS)
-    assert set(options("model")) == set(MODELS) | {"auto"}
+    assert set(options("model")) == set(MODELS) | {"auto", "auto_features"}
     assert {"default", "minimal", "none"} <= set(options("features"))
 
 

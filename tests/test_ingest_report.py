@@ -198,8 +198,9 @@ def adult(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports") / "adult"
     started = time.perf_counter()
     paths = write_report(
-        frame, kinds, "income", "binary", out, title="adult <train> & co", total_rows=32_561
-    )
+        frame, kinds, "income", "binary", out, title="adult <train> & co", total_rows=32_561,
+        dropped_kinds=("identifier", "constant"),
+    )  # fmt: skip
     seconds = time.perf_counter() - started
     print(f"adult report ({len(frame)} rows, {frame.shape[1]} columns): {seconds:.2f}s")
     return frame, kinds, paths
@@ -413,13 +414,16 @@ def test_awkward_names_and_kinds(tmp_path):
     frame, kinds = typed(raw)
     assert kinds["note"].kind == "text" and kinds["same"].kind == "constant"
     figures_before = plt.get_fignums()
-    paths = write_report(frame, kinds, "<y>", "binary", tmp_path / "odd", "odd", seed=3)
+    dropped = ("identifier", "constant")  # ingest's drop_kinds: free text is a feature
+    paths = write_report(
+        frame, kinds, "<y>", "binary", tmp_path / "odd", "odd", seed=3, dropped_kinds=dropped
+    )
     assert plt.get_fignums() == figures_before
     page = check_static_html(paths["html"])
     columns = table_dict(page.tables["columns-table"])
     assert columns["a|b `c` $x$"][1] == "numeric"
     assert columns["when\nnow"][1] == "datetime"
-    assert columns["note"][6] == "yes" and columns["same"][6] == "yes"
+    assert columns["note"][6] == "no" and columns["same"][6] == "yes"
     assert columns["empty"][3] == "100.0%"
     md = paths["markdown"].read_text(encoding="utf-8")
     md_columns = md_tables(md_section(md, "## Columns"))[0]

@@ -176,6 +176,23 @@ def infer_dtype(series: pd.Series) -> str:
     return "category"
 
 
+TEXT_SAMPLE = 5000  # values read to measure length and words
+
+
+def is_free_text(
+    values: pd.Series, max_categories: int = 50, min_length: float = 30, min_words: float = 3
+) -> bool:
+    """Whether string values are free text rather than categories or codes: more distinct
+    values than ``max_categories``, and on average at least ``min_length`` characters and
+    ``min_words`` words (long codes and identifiers have no spaces)."""
+    present = values.dropna()
+    sample = present.head(TEXT_SAMPLE).astype(str).str.strip()
+    long = sample.str.len().mean() >= min_length  # checked first: cheap on a sample
+    if not (long and sample.str.split().str.len().mean() >= min_words):
+        return False
+    return bool(present.nunique() > max_categories)
+
+
 def as_category_strings(series: pd.Series) -> pd.Series:
     """Categorical values as strings; integral numbers lose their '.0' (1.0 -> '1')."""
     if pd.api.types.is_float_dtype(series):

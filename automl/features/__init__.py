@@ -10,6 +10,8 @@ from automl.features.steps import (
     HashingEncoder,
     ModelImportanceSelector,
     PermutationSelector,
+    StringColumns,
+    TextEncoder,
     TopKInteractions,
     UnivariateSelector,
 )
@@ -28,6 +30,8 @@ __all__ = [
     "HashingEncoder",
     "ModelImportanceSelector",
     "PermutationSelector",
+    "StringColumns",
+    "TextEncoder",
     "TopKInteractions",
     "UnivariateSelector",
     "DateTimeExpander",

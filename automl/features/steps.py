@@ -19,6 +19,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction import FeatureHasher
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.feature_selection import (
     SelectFromModel,
     SelectKBest,
@@ -36,6 +37,7 @@ from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from automl.data.contract import is_free_text
 from automl.features.transformers import FrameInput
 
 MISSING = "__missing__"
@@ -282,6 +284,119 @@ class CyclicalDateTime(FrameInput, TransformerMixin, BaseEstimator):
             ],
             dtype=object,
         )
+
+
+# --- free text ---------------------------------------------------------------------------
+
+
+class StringColumns:
+    """Column selector for a block: the string and category columns that hold free text
+    (``free_text=True``) or the rest, categories (``False``), by the rule ingest uses
+    (:func:`automl.data.contract.is_free_text`: many distinct values, long, several words).
+
+    Evaluated once when the pipeline is fitted; the chosen columns are then fixed.
+    """
+
+    def __init__(
+        self,
+        free_text: bool = False,
+        max_categories: int = 50,
+        min_length: float = 30,
+        min_words: float = 3,
+    ) -> None:
+        self.free_text = free_text
+        self.max_categories = max_categories
+        self.min_length = min_length
+        self.min_words = min_words
+
+    def __call__(self, X: pd.DataFrame) -> list[str]:
+        strings = X.select_dtypes(include=["string", "category"]).columns
+        rule = (self.max_categories, self.min_length, self.min_words)
+        return [c for c in strings if is_free_text(X[c], *rule) == self.free_text]
+
+    def __repr__(self) -> str:
+        return f"StringColumns(free_text={self.free_text})"
+
+
+class TextEncoder(FrameInput, TransformerMixin, BaseEstimator):
+    """Free-text columns to numbers, each column on its own: TF-IDF of its words and word
+    pairs (at most ``max_features`` terms in at least ``min_df`` rows, fewer rows when
+    none qualify), reduced by truncated SVD to ``n_components`` (capped by the terms and
+    rows; ``None``: the TF-IDF terms themselves). Missing text is empty text.
+
+    Columns ``<col>_svd<i>``, or ``<col>=<term>`` without SVD; a column with no word at
+    all gives one zero column ``<col>_empty``.
+    """
+
+    def __init__(
+        self,
+        max_features: int = 5000,
+        n_components: int | None = 16,
+        ngram_range: tuple[int, int] = (1, 2),
+        min_df: int = 2,
+        random_state: int | None = 0,
+    ) -> None:
+        self.max_features = max_features
+        self.n_components = n_components
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        frame = self.fit_frame(X)
+        self.encoders_ = {col: self._fit_column(_documents(frame[col])) for col in frame}
+        return self
+
+    def _fit_column(self, documents: list[str]) -> tuple[Any, Any]:
+        """The column's (vectorizer, svd): svd None without SVD, both None without words."""
+        for min_df in dict.fromkeys((self.min_df, 1)):
+            vectorizer = TfidfVectorizer(
+                max_features=self.max_features,
+                ngram_range=tuple(self.ngram_range),
+                min_df=min_df,
+                sublinear_tf=True,
+                strip_accents="unicode",
+                dtype=np.float64,
+            )
+            try:
+                terms = vectorizer.fit_transform(documents)
+            except ValueError:  # no term in min_df rows (or no word at all)
+                continue
+            components = min(self.n_components or 0, terms.shape[1] - 1, terms.shape[0] - 1)
+            if self.n_components is None or components < 1:
+                return vectorizer, None
+            svd = TruncatedSVD(components, random_state=self.random_state)
+            return vectorizer, svd.fit(terms)
+        return None, None
+
+    def transform(self, X) -> np.ndarray:
+        check_is_fitted(self, "encoders_")
+        frame = self.frame(X)
+        blocks = []
+        for col, (vectorizer, svd) in self.encoders_.items():
+            if vectorizer is None:
+                blocks.append(np.zeros((len(frame), 1)))
+                continue
+            terms = vectorizer.transform(_documents(frame[col]))
+            blocks.append(terms.toarray() if svd is None else svd.transform(terms))
+        return np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        _names_in(self, input_features)
+        names: list[str] = []
+        for col, (vectorizer, svd) in self.encoders_.items():
+            if vectorizer is None:
+                names.append(f"{col}_empty")
+            elif svd is None:
+                names += [f"{col}={term}" for term in vectorizer.get_feature_names_out()]
+            else:
+                names += [f"{col}_svd{i}" for i in range(svd.n_components)]
+        return np.asarray(names, dtype=object)
+
+
+def _documents(series: pd.Series) -> list[str]:
+    """A text column's values as documents (missing: empty)."""
+    return series.astype(object).where(series.notna(), "").astype(str).tolist()
 
 
 # --- numeric: interactions -------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from automl.config import IngestLimits as Limits
-from automl.data.contract import as_category_strings
+from automl.data.contract import as_category_strings, is_free_text
 
 KINDS = (
     "numeric",
@@ -80,15 +80,15 @@ def infer_kind(series: pd.Series, limits: Limits) -> ColumnKind:
         return ColumnKind(name, "numeric", "numbers")
     if parses_as_dates(text, limits):
         return ColumnKind(name, "datetime", "date-time values")
+    distinct = text.nunique()
+    if is_free_text(text, limits.max_categories, limits.text_min_length, limits.text_min_words):
+        return ColumnKind(name, "text", f"free text ({distinct} distinct values)")
     if unique_per_row:
         return ColumnKind(name, "identifier", "text, unique per row")
-    distinct = text.nunique()
     if distinct <= limits.max_categories:
         return ColumnKind(
             name, "categorical", f"{distinct} distinct values", sorted(text.unique().tolist())
         )
-    if text.str.len().mean() >= limits.text_min_length:
-        return ColumnKind(name, "text", f"free text ({distinct} distinct values)")
     return ColumnKind(name, "categorical", f"{distinct} distinct values (high cardinality)")
 
 

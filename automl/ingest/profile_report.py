@@ -42,7 +42,6 @@ from automl.reports import (
 if TYPE_CHECKING:
     from automl.ingest.infer import ColumnKind
 
-DROPPED_KINDS = ("identifier", "constant", "text")
 NUMERIC_KINDS = ("numeric", "integer")
 TOP_CATEGORIES = 20
 MAX_BAR_COLUMNS = 60  # the missingness chart shows at most this many columns
@@ -95,6 +94,7 @@ class DataProfile:
     leakage_note: str = ""
     scores: list[tuple[str, float]] = field(default_factory=list)  # best first
     seed: int = 0
+    dropped_kinds: tuple[str, ...] = ()  # kinds kept in the data, dropped from the features
 
     @property
     def suspects(self) -> list[tuple[str, float]]:
@@ -112,6 +112,7 @@ def write_report(
     max_plots: int = 40,
     seed: int = 0,
     total_rows: int | None = None,
+    dropped_kinds: tuple[str, ...] = (),
 ) -> dict[str, Path]:
     """Write profile.html (with PNG plots beside it in out_dir/plots/) and profile.md;
     return {"html": ..., "markdown": ...}.
@@ -135,6 +136,7 @@ def write_report(
             max_plots=max_plots,
             seed=seed,
             total_rows=total_rows,
+            dropped_kinds=dropped_kinds,
         )
         (root / "profile.md").write_text(render_markdown(profile), encoding="utf-8")
         (root / "profile.html").write_text(render_html(profile), encoding="utf-8")
@@ -152,6 +154,7 @@ def describe_data(
     max_plots: int = 40,
     seed: int = 0,
     total_rows: int | None = None,
+    dropped_kinds: tuple[str, ...] = (),
 ) -> DataProfile:
     """The findings of the report, with its plots written to ``root``/plots/."""
     if task not in ("binary", "multiclass", "regression"):
@@ -166,7 +169,7 @@ def describe_data(
         series = frame[col]
         missing = int(series.isna().sum())
         kind, reason = kind_of[col]
-        dropped = col != target and kind in DROPPED_KINDS
+        dropped = col != target and kind in dropped_kinds
         columns.append(
             ColumnInfo(
                 name=col,
@@ -188,6 +191,7 @@ def describe_data(
         columns=columns,
         leakage_threshold=leakage_threshold,
         seed=seed,
+        dropped_kinds=tuple(dropped_kinds),
     )
     profile.missingness_plot = missingness_plot(columns, root)
     plot_distributions(profile, frame, kind_of, root, max_plots)
@@ -571,6 +575,13 @@ COLUMN_HEADERS = ["column", "kind", "why", "missing %", "missing", "distinct", "
 NUMERIC_COLUMNS = {3, 4, 5}
 
 
+def dropped_note(p: DataProfile) -> str:
+    """Which kinds of column are kept in the data but not used as features."""
+    if not p.dropped_kinds:
+        return "Every column but the target is a feature."
+    return f"Kinds {', '.join(p.dropped_kinds)} are kept in the data but dropped from the features."
+
+
 def missing_note(p: DataProfile) -> str:
     incomplete = sum(bool(c.missing) for c in p.columns)
     if not incomplete:
@@ -660,8 +671,7 @@ def render_html(p: DataProfile) -> str:
                 table_id="columns-table",
             ),
             paragraph(
-                f"Kinds {', '.join(DROPPED_KINDS)} are kept in the data but dropped from the "
-                "features.",
+                dropped_note(p),
                 "note",
             ),
         ),
@@ -771,7 +781,7 @@ def render_markdown(p: DataProfile) -> str:
     )
     m += [
         "",
-        f"Kinds {', '.join(DROPPED_KINDS)} are kept in the data but dropped from the features.",
+        dropped_note(p),
     ]
     m += ["", "## Missingness", ""]
     m.append(missing_note(p))

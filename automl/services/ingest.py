@@ -247,6 +247,7 @@ def ingest(cfg: Any) -> dict[str, Any]:
             title=f"{cfg.name}: {redact_text(cfg.input)}",
             leakage_threshold=cfg.report.leakage_threshold,
             max_plots=cfg.report.max_plots,
+            dropped_kinds=tuple(cfg.drop_kinds),
         )
     seconds = time.perf_counter() - started
     summary = {
