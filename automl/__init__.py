@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Model", "load_model"]
+__all__ = ["AutoMLClassifier", "AutoMLRegressor", "Model", "Trained", "fit", "load_model"]
+WHERE = {
+    "Model": "automl.bundle.model",
+    "load_model": "automl.bundle.model",
+    "fit": "automl.api",
+    "Trained": "automl.api",
+    "AutoMLClassifier": "automl.estimators",
+    "AutoMLRegressor": "automl.estimators",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """``automl.load_model`` and ``automl.Model``, imported on first use (fast CLI start)."""
-    if name in __all__:
-        from automl.bundle import model
+    """The public names, each imported on first use (the CLI starts fast)."""
+    if name in WHERE:
+        import importlib
 
-        return getattr(model, name)
+        return getattr(importlib.import_module(WHERE[name]), name)
     raise AttributeError(f"module 'automl' has no attribute {name!r}")

@@ -12,6 +12,7 @@ import hashlib
 import re
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -341,7 +342,7 @@ class IngestLimits:
 
 @dataclass
 class IngestContract:
-    range_margin: float = 0.1
+    range_margin: float | None = 0.1  # None: no range checks
     max_allowed: int = 50
 
 
@@ -591,19 +592,30 @@ def file_options(overrides: list[str], groups: tuple[str, ...] = FILE_GROUPS) ->
     return out
 
 
-def compose_config(module: str, name: str, overrides: list[str] | None = None) -> DictConfig:
+COMPOSING = threading.Lock()  # Hydra's state is one per process: one composition at a time
+
+
+def compose_config(
+    module: str, name: str, overrides: list[str] | None = None, with_hydra: bool = False
+) -> DictConfig:
     """The config ``name`` of the config package ``module`` composed as its command would
-    (schemas registered, file options allowed); a bad override is a ConfigError."""
+    (schemas registered, file options allowed); a bad override is a ConfigError.
+
+    Safe from any thread, and leaves Hydra's global state as it found it. ``with_hydra``
+    keeps the ``hydra`` node (run directory, logging) in the result."""
     register_schemas()
-    running = GlobalHydra.instance()  # inside a Hydra command: set its state aside
-    outer = running.hydra if running.is_initialized() else None
-    running.clear()
-    try:
-        with initialize_config_module(module, version_base="1.3"):
-            return compose(name, overrides=file_options(list(overrides or [])))
-    except HydraException as exc:
-        raise ConfigError(" ".join(line.strip() for line in str(exc).splitlines())) from exc
-    finally:
-        if outer is not None:
-            GlobalHydra.instance().clear()
-            GlobalHydra.instance().initialize(outer)
+    with COMPOSING:
+        running = GlobalHydra.instance()  # inside a Hydra command: set its state aside
+        outer = running.hydra if running.is_initialized() else None
+        running.clear()
+        try:
+            with initialize_config_module(module, version_base="1.3"):
+                options = file_options(list(overrides or []))
+                return compose(name, overrides=options, return_hydra_config=with_hydra)
+        except HydraException as exc:
+            message = " ".join(line.strip() for line in str(exc).splitlines())
+            raise ConfigError(message) from exc
+        finally:
+            if outer is not None:
+                GlobalHydra.instance().clear()
+                GlobalHydra.instance().initialize(outer)

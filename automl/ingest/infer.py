@@ -171,14 +171,15 @@ class RunningStats:
 
 
 def contract_columns(
-    kinds: dict[str, ColumnKind], stats: RunningStats, margin: float, cap: int, target: str
+    kinds: dict[str, ColumnKind], stats: RunningStats, margin: float | None, cap: int, target: str
 ) -> dict[str, dict[str, Any]]:
-    """The data set's contract: dtypes, nullability, ranges with a margin, allowed values."""
+    """The data set's contract: dtypes, nullability, ranges with a margin (none when
+    ``margin`` is None), allowed values (up to ``cap`` of them)."""
     columns = {}
     for col, kind in kinds.items():
         spec: dict[str, Any] = {"dtype": CONTRACT_DTYPE.get(kind.kind, "category")}
         spec["nullable"] = stats.missing.get(col, 0) > 0
-        if col in stats.low:
+        if col in stats.low and margin is not None:
             low, high = stats.low[col], stats.high[col]
             pad = margin * (high - low)
             spec["min"], spec["max"] = low - pad, high + pad

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -37,14 +38,20 @@ class EarlyStopping(BaseEstimator):
     def fit(self, X, y, sample_weight=None):
         y = np.asarray(y)
         classifier = hasattr(self.estimator, "predict_proba")
-        stratify = y if classifier and np.min(np.bincount(y)) >= 2 else None
         rows = np.arange(len(y))
-        train, valid = train_test_split(
-            rows,
-            test_size=self.validation_fraction,
-            random_state=self.random_state,
-            stratify=stratify,
-        )
+        valid_rows = math.ceil(self.validation_fraction * len(y))
+        counts = np.bincount(y) if classifier else None
+        if counts is not None and (counts.min() < 2 or valid_rows < len(counts)):
+            # too few rows to hold out a fold with every class (a class would be missing
+            # from training): fit on all rows, monitored on them, so it runs to its cap
+            train = valid = rows
+        else:
+            train, valid = train_test_split(
+                rows,
+                test_size=self.validation_fraction,
+                random_state=self.random_state,
+                stratify=y if classifier else None,
+            )
         X_tr, X_va = _rows(X, train), _rows(X, valid)
         y_tr, y_va = y[train], y[valid]
         if self.eval_arguments == "eval_set":
