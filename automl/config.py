@@ -67,6 +67,8 @@ class ContractConfig:
 class DatasetConfig:
     name: str = MISSING
     description: str = ""
+    intended_use: str = ""  # for the model card
+    limitations: str = ""  # for the model card
     target: str = MISSING
     task: str | None = None  # binary | multiclass | regression; None: inferred
     positive_class: Any = None
@@ -144,6 +146,7 @@ class ModelConfig(FamilyConfig):
     candidates: dict[str, FamilyConfig] = field(default_factory=dict)
     class_weight: str | None = None  # balanced
     threshold: str | None = None  # a scorer to tune the binary decision threshold for
+    calibration: str | None = None  # isotonic | sigmoid: classifier probabilities
 
 
 @dataclass
@@ -178,6 +181,10 @@ class EvaluationConfig:
     cv_metric: dict[str, str] = field(default_factory=dict)
     report: dict[str, dict[str, str]] = field(default_factory=dict)
     plots: bool = True
+    slices: list[str] = field(default_factory=list)  # columns the model card slices by
+    bootstrap: int = 200  # resamples of the test predictions for the card's intervals
+    importance_rows: int = 2000  # test rows permutation importance shuffles (0: none)
+    background_rows: int = 100  # training rows kept in the bundle for explanations
 
 
 @dataclass
@@ -279,6 +286,8 @@ class TrainConfig:
     project: str = "default"
     seed: int = 42
     n_jobs: int = 2
+    progress: bool = True  # the search's progress: a live line on a terminal, else log lines
+    progress_every: int = 10  # finished trials between two progress log lines (not a terminal)
     paths: PathsConfig = field(default_factory=PathsConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
@@ -310,6 +319,8 @@ class PredictConfig:
     on_bad_rows: str = "quarantine"  # fail | skip | quarantine (automl.data.bad_rows)
     n_jobs: int = 2
     progress: bool = True
+    explain: bool = False  # add each input column's contribution (automl.bundle.explain)
+    explainer: dict[str, Any] = field(default_factory=dict)  # its settings (explainer group)
     registry: RegistryLocation = field(default_factory=RegistryLocation)
     paths: PathsConfig = field(default_factory=PathsConfig)
     formats: dict[str, Any] = field(default_factory=dict)

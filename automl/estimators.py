@@ -71,11 +71,17 @@ class _AutoML(BaseEstimator):
         self.model_ = trained.model
         self.metrics_ = trained.metrics
 
-    def _check(self, X: Any, y: Any = None) -> Any:
-        """``validate_data`` as fit needs it: NaN allowed, inf and empty input refused."""
+    def _check(self, X: Any, y: Any) -> Any:
+        """``validate_data`` as fit needs it (NaN allowed; inf, empty input, no y or a
+        single row refused); returns y."""
         if y is None:
-            return validate_data(self, X, ensure_all_finite="allow-nan", dtype=None)
-        return validate_data(self, X, y, ensure_all_finite="allow-nan", dtype=None)[1]
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        y = validate_data(self, X, y, ensure_all_finite="allow-nan", dtype=None)[1]
+        if len(y) < 2:
+            raise ValueError(f"n_samples={len(y)}: too few rows to train and evaluate a model")
+        return y
 
     def _frame(self, X: Any) -> pd.DataFrame:
         """``X`` as a frame: a DataFrame keeps its columns and types, an array becomes
@@ -106,7 +112,7 @@ class AutoMLClassifier(ClassifierMixin, _AutoML):
         check_classification_targets(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
-            raise ValueError(f"y has a single class ({self.classes_[0]!r}): nothing to learn")
+            raise ValueError(f"y has one class ({self.classes_[0]!r}): nothing to learn")
         labels = np.asarray([str(c) for c in self.classes_], dtype=object)
         if len(set(labels)) < len(labels):
             raise ValueError(f"classes {list(self.classes_)} are not distinct as text")

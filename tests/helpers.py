@@ -28,7 +28,14 @@ FILE_DATASETS = ("adult", "abalone", "winequality_red", "horse_colic")
 EMBEDDED_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
 MODELS = ("lgbm", "xgb", "rf", "extra_trees", "linear", "hist_gb", "lgbm_default")
 # Small runs; tracking is tested on its own (tests/test_tracking.py).
-FAST = ["search.n_trials=1", "evaluation.cv_folds=2", "evaluation.plots=false", "tracking=none"]
+FAST = [
+    "search.n_trials=1",
+    "evaluation.cv_folds=2",
+    "evaluation.plots=false",
+    "tracking=none",
+    "evaluation.bootstrap=20",
+    "evaluation.importance_rows=300",
+]
 
 # adult's columns, as the shipped data set declares them (the files have no header)
 ADULT_COLUMNS = list(OmegaConf.load(ROOT / "conf" / "dataset" / "adult.yaml").source.reader.names)

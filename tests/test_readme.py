@@ -36,3 +36,19 @@ def test_quickstart_runs_as_written(tmp_path):
     assert (tmp_path / "outputs" / "wine_lgbm" / "metrics.json").is_file()
     assert (tmp_path / "scored.csv").read_text().startswith("alcohol,")
     assert list(tmp_path.glob("outputs/sweeps/*/*/summary.csv"))
+
+
+def test_python_quickstart_runs_as_written(tmp_path):
+    """The README's "From Python" block, run as a script in an empty folder."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- python-quickstart.*?```python\n(.*?)```", text, re.S).group(1)
+    env = {k: v for k, v in os.environ.items() if k != "AUTOML_OUTPUT_DIR"}
+    result = subprocess.run(
+        [sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "automl_conf" / "dataset" / "wine.yaml").is_file()
+    assert len(list(tmp_path.glob("outputs/runs/*/*_wine_lgbm/model"))) == 1
+    scores = result.stdout.strip().splitlines()[-1]
+    assert scores.startswith("[") and len(scores.strip("[]").split()) == 3, result.stdout

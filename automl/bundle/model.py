@@ -12,6 +12,8 @@ import hashlib
 import io
 import json
 import logging
+import threading
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from automl.atomic import staged
+from automl.bundle.explain import Explainer, Settings, empty_explanation, frame_columns
 from automl.data.contract import Contract
 from automl.data.dataset import clean
 from automl.errors import AutomlError
@@ -30,6 +33,7 @@ PIPELINE = "pipeline.joblib"
 MANIFEST = "manifest.json"
 CHECKSUM = "manifest.sha256"
 PROFILE = "profile.json"
+BACKGROUND = "background.parquet"  # training rows the explanations average over
 LIBRARIES = ("automl", "scikit-learn", "lightgbm", "xgboost-cpu", "pandas", "numpy", "optuna")
 
 
@@ -63,11 +67,18 @@ class Model:
     """A trained pipeline that validates its input and predicts labels or values."""
 
     def __init__(
-        self, pipeline: Any, manifest: dict[str, Any], profile: dict[str, Any] | None = None
+        self,
+        pipeline: Any,
+        manifest: dict[str, Any],
+        profile: dict[str, Any] | None = None,
+        background: pd.DataFrame | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.manifest = manifest
         self.profile = profile
+        self.background = background  # a sample of training rows (explain.background_sample)
+        self.explainers: dict[Settings, Explainer] = {}
+        self.explainers_lock = threading.Lock()
         self.contract = Contract.from_config(manifest["contract"], name=manifest["dataset"])
         self.input_contract = self.contract.without(manifest["target"])
 
@@ -113,6 +124,54 @@ class Model:
         out.insert(0, "prediction", self.labels(proba))
         return out
 
+    @property
+    def explainable(self) -> bool:
+        """Whether the bundle keeps the background sample explanations need."""
+        return self.background is not None and len(self.background) > 0
+
+    def explainer(self, settings: Settings | None = None) -> Explainer:
+        """The model's explainer (built on first use, then kept per ``settings``)."""
+        settings = settings or Settings()
+        with self.explainers_lock:
+            if settings not in self.explainers:
+                if not self.explainable:
+                    raise AutomlError(
+                        f"model '{self.manifest.get('dataset')}' has no background sample to "
+                        "explain against (its bundle predates explanations): retrain it"
+                    )
+                background = self.prepare(self.background)
+                self.explainers[settings] = Explainer(
+                    self.pipeline, self.classes, background, settings
+                )
+            return self.explainers[settings]
+
+    def explain(self, frame: pd.DataFrame, settings: Settings | None = None) -> pd.DataFrame:
+        """Each input column's contribution to each row's output, on the output's scale
+        (the predicted value, or class probabilities): one row per row of ``frame``
+        (cleaned and checked as for ``score``).
+
+        Regression and binary classification (the positive class, ``classes[1]``):
+        ``contrib_<column>`` for every input column, then ``base_value``. Multiclass:
+        ``contrib_<class>__<column>`` for every class and column, then
+        ``base_value_<class>``. Per row, the base value plus the contributions is the
+        prediction (or the class's probability, ``proba_<class>`` of ``score``); the base
+        value is the mean output over the bundle's background sample of training rows.
+        How the contributions were computed: ``self.explainer().explain(...)``
+        (:class:`automl.bundle.explain.Explanation`: ``method``, ``notes``).
+        """
+        return self.explain_valid(self.prepare(frame), settings)
+
+    def explain_valid(
+        self, features: pd.DataFrame, settings: Settings | None = None
+    ) -> pd.DataFrame:
+        """``explain`` for rows already cleaned and checked (what ``prepare`` returns)."""
+        return self.explainer(settings).explain(features).frame()
+
+    def explanation_columns(self) -> list[str]:
+        """The columns ``explain`` returns (the background's columns are the inputs)."""
+        columns = [] if self.background is None else list(self.background.columns)
+        return frame_columns(empty_explanation(columns, self.classes))
+
     def labels(self, proba: np.ndarray) -> np.ndarray:
         """Class labels from probabilities: the likelier class, or for a binary model with
         a tuned ``decision_threshold`` the positive class when its probability reaches it."""
@@ -123,10 +182,12 @@ class Model:
             chosen = (proba[:, 1] >= threshold).astype(int)
         return np.asarray(self.classes, dtype=object)[chosen]
 
-    def save(self, path: Path) -> Path:
+    def save(self, path: Path, extra_files: Mapping[str, bytes | str] | None = None) -> Path:
         """Write the bundle to ``path`` atomically (temp directory, then rename).
 
-        ``manifest.sha256`` holds the manifest's own hash; the manifest holds the others.
+        ``extra_files`` ({file name: content}, e.g. the model card) are written beside the
+        pipeline and hashed in the manifest like it. ``manifest.sha256`` holds the
+        manifest's own hash; the manifest holds the others.
         """
         path = Path(path)
         with staged(path, directory=True) as staging:
@@ -135,6 +196,16 @@ class Model:
             if self.profile is not None:
                 (staging / PROFILE).write_text(json.dumps(self.profile, default=str))
                 files.append(PROFILE)
+            if self.background is not None:
+                self.background.to_parquet(staging / BACKGROUND, index=False)
+                files.append(BACKGROUND)
+            for name, content in (extra_files or {}).items():
+                taken = name in (*files, PIPELINE, PROFILE, MANIFEST, CHECKSUM)
+                if taken or name in ("", ".", "..") or Path(name).name != name:
+                    raise AutomlError(f"bundle file name '{name}' is taken or not a plain name")
+                data = content.encode() if isinstance(content, str) else content
+                (staging / name).write_bytes(data)
+                files.append(name)
             hashes = {name: sha256(staging / name) for name in files}
             manifest = dict(self.manifest, files=hashes)
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
@@ -173,7 +244,10 @@ class Model:
         profile = None
         if (bundle / PROFILE).is_file():
             profile = json.loads((bundle / PROFILE).read_text())
-        return cls(joblib.load(io.BytesIO(pickled)), manifest, profile)
+        background = None
+        if BACKGROUND in files:  # checked against its SHA-256 above
+            background = pd.read_parquet(bundle / BACKGROUND)
+        return cls(joblib.load(io.BytesIO(pickled)), manifest, profile, background)
 
 
 def damaged(bundle: Path, what: str) -> AutomlError:

@@ -1,4 +1,5 @@
-"""PNG plots of a run: ROC and confusion matrix, or residuals; feature importance."""
+"""PNG plots of a run: ROC and confusion matrix, or residuals; feature importance; the
+model card's reliability plot."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from sklearn.metrics import (  # noqa: E402
 )
 
 from automl.atomic import write_bytes  # noqa: E402
-from automl.reports import render  # noqa: E402
+from automl.reports import figure, margins, plot_label, render  # noqa: E402
 
 TOP_FEATURES = 20
 
@@ -75,6 +76,26 @@ def feature_importance(pipeline: Any) -> list[tuple[str, float]]:
     names = pipeline[:-1].get_feature_names_out()  # after selection: what the model saw
     order = np.argsort(values)[::-1][:TOP_FEATURES]
     return [(str(names[i]), float(values[i])) for i in order]
+
+
+def calibration_png(calibration: dict[str, Any]) -> bytes:
+    """The reliability plot of a model card's ``calibration`` section (its curves: mean
+    predicted probability against the fraction of positives, per bin) as PNG bytes."""
+    fig = figure(5.5, 5.0)
+    margins(fig, left=0.8, bottom=0.7)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    for curve in calibration["curves"]:
+        label = plot_label(curve["class"])
+        ax.plot(curve["mean_predicted"], curve["fraction_positive"], marker="o", label=label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("fraction of positives")
+    brier = calibration.get("brier")
+    ax.set_title("Calibration on test data" + ("" if brier is None else f" (Brier {brier:.4f})"))
+    ax.legend(loc="upper left", fontsize="small")
+    return render(fig)
 
 
 def save(fig: Any, path: Path, title: str) -> Path:

@@ -3,6 +3,10 @@
 Ensemble selection (Caruana et al., 2004; AutoGluon's final model): start empty, and at
 each of ``size`` rounds add (with replacement) the candidate whose addition scores best;
 weights are how often each was picked. The best-scoring prefix of the rounds is kept.
+
+Also here: what decides a classifier's output after the blend, fitted on the same
+out-of-fold predictions: a decision threshold, and a probability calibration (isotonic or
+Platt's sigmoid) wrapped around the refit model (``Calibrated``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from typing import Any
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
 
+from automl.errors import ConfigError
 from automl.models.fitting import score_predictions
 
 
@@ -124,3 +131,126 @@ def tune_threshold(
     scores = [score_predictions(scoring, y, proba, classes, threshold=t) for t in candidates]
     best = int(np.argmax(scores))
     return float(candidates[best]), scores[best]
+
+
+class PlattScaling:
+    """Platt's sigmoid on a probability's logit, fitted with his smoothed targets
+    ((positives + 1) / (positives + 2) and 1 / (negatives + 2)) so that separable scores
+    do not make it a step. Probabilities are first kept ``0.5 / rows`` away from 0 and 1:
+    a forest's many exact 0s and 1s would otherwise be outliers of the logit that flatten
+    the fit."""
+
+    def fit(self, p: np.ndarray, t: np.ndarray) -> PlattScaling:
+        positives = int(t.sum())
+        soft = np.where(t == 1, (positives + 1) / (positives + 2), 1 / (len(t) - positives + 2))
+        self.eps_ = 0.5 / len(t)
+        z = logit(p, self.eps_)
+        # soft targets as two weighted rows per row: label 1 with weight t, label 0 with 1 - t
+        X = np.concatenate([z, z])[:, None]
+        y = np.concatenate([np.ones_like(z), np.zeros_like(z)])
+        self.model_ = LogisticRegression(C=np.inf).fit(
+            X, y, sample_weight=np.concatenate([soft, 1 - soft])
+        )
+        return self
+
+    def predict(self, p: np.ndarray) -> np.ndarray:
+        return self.model_.predict_proba(logit(p, self.eps_)[:, None])[:, 1]
+
+
+def logit(p: np.ndarray, eps: float) -> np.ndarray:
+    """log(p / (1 - p)), with ``p`` clipped to [eps, 1 - eps]."""
+    p = np.clip(p, eps, 1 - eps)
+    return np.log(p) - np.log1p(-p)
+
+
+def isotonic() -> IsotonicRegression:
+    return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+
+
+# model.calibration: how one class's probability is mapped
+CALIBRATORS = {"isotonic": isotonic, "sigmoid": PlattScaling}
+
+
+class ProbabilityCalibrator:
+    """Maps a classifier's probabilities to calibrated ones: the positive class's (binary),
+    or each class's one-vs-rest then renormalised (multiclass).
+
+    Fitted on out-of-fold predictions, then kept as is: a plain object, not an estimator,
+    so cloning the model that holds it copies it fitted. Calibrated probabilities stay at
+    least ``0.5 / rows`` away from 0 and 1 (no certainty the calibration rows cannot show).
+    """
+
+    def __init__(self, method: str) -> None:
+        if method not in CALIBRATORS:
+            raise ConfigError(
+                f"model.calibration={method!r}: one of {', '.join(CALIBRATORS)}, or null"
+            )
+        self.method = method
+
+    def fit(self, y: np.ndarray, proba: np.ndarray) -> ProbabilityCalibrator:
+        """Fit on labels ``y`` (class indices) and the probabilities ``proba`` for them."""
+        columns = [1] if proba.shape[1] == 2 else range(proba.shape[1])
+        self.maps_ = [
+            CALIBRATORS[self.method]().fit(proba[:, j], (y == j).astype(float)) for j in columns
+        ]
+        self.floor_ = 0.5 / len(y)
+        return self
+
+    def transform(self, proba: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities, rows summing to 1."""
+        if proba.shape[1] == 2:
+            positive = np.clip(self.maps_[0].predict(proba[:, 1]), self.floor_, 1 - self.floor_)
+            return np.column_stack([1 - positive, positive])
+        mapped = np.column_stack([m.predict(proba[:, j]) for j, m in enumerate(self.maps_)])
+        mapped = np.clip(mapped, self.floor_, 1.0)
+        return mapped / mapped.sum(axis=1, keepdims=True)
+
+
+class Calibrated(BaseEstimator):
+    """A classifier whose probabilities go through a fitted ``calibrator``; ``threshold``
+    (on the calibrated positive probability) decides a binary label, None the likelier
+    class. ``fit`` refits ``estimator`` only: the calibrator was fitted out of fold."""
+
+    def __init__(
+        self, estimator: Any, calibrator: ProbabilityCalibrator, threshold: float | None = None
+    ) -> None:
+        self.estimator = estimator
+        self.calibrator = calibrator
+        self.threshold = threshold
+
+    def fit(self, X: Any, y: np.ndarray, **fit_params: Any) -> Calibrated:
+        self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self.calibrator.transform(self.estimator_.predict_proba(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        proba = self.predict_proba(X)
+        if self.threshold is not None:
+            return self.classes_[(proba[:, 1] >= self.threshold).astype(int)]
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    @property
+    def calibration(self) -> str:
+        """The calibration method (for the manifest)."""
+        return self.calibrator.method
+
+    @property
+    def leader(self) -> Any:
+        """The pipeline whose importances stand for the model."""
+        return getattr(self.estimator_, "leader", self.estimator_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = self.estimator.__sklearn_tags__()
+        tags.estimator_type = inner.estimator_type
+        tags.classifier_tags = inner.classifier_tags
+        return tags
+
+
+def calibrated(estimator: Any, calibrator: ProbabilityCalibrator | None, threshold: Any) -> Any:
+    """``estimator`` with ``calibrator`` (and the decision ``threshold``) applied, or itself
+    when there is no calibrator."""
+    return estimator if calibrator is None else Calibrated(estimator, calibrator, threshold)

@@ -7,9 +7,11 @@ lists feature sets of its own (``model.candidates.<family>.features``) takes par
 set, as ``<family>+<set>``, and the others use the run's ``features``. The flow: folds
 (CV, or one holdout split for large data) -> the portfolio search -> greedy ensemble
 selection on the kept out-of-fold predictions (``search.ensemble.size``; 0: the best
-trial alone) -> optionally a tuned decision threshold -> the chosen members refit on all
-training rows. The ensemble replaces the best single trial only when it scores better out
-of fold, and only when its refit fits in the time left.
+trial alone) -> optionally a probability calibration (``model.calibration``), then a tuned
+decision threshold on the calibrated probabilities -> the chosen members refit on all
+training rows (a calibrated model: wrapped in its calibrator). The ensemble replaces the
+best single trial only when it scores better out of fold, and only when its refit fits in
+the time left.
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ from threadpoolctl import threadpool_limits
 from automl.errors import ConfigError
 from automl.features import feature_space, feature_steps
 from automl.models import build_model, model_param_prefix, model_space
-from automl.models.ensemble import ensemble_of, select_ensemble, tune_threshold
+from automl.models.ensemble import (
+    ProbabilityCalibrator,
+    calibrated,
+    ensemble_of,
+    select_ensemble,
+    tune_threshold,
+)
 from automl.models.fitting import fit, score_predictions
 from automl.search.pool import InlinePool, TrialData, TrialPool, open_pool, refit_estimate
 from automl.search.portfolio import Family, Kept, make_family, run_portfolio
@@ -150,6 +158,7 @@ def fit_search(
     workers = pool.workers
     threads = max(1, cfg.n_jobs // workers)
     weights = row_weights(cfg, task, y)
+    calibrator = make_calibrator(cfg.model.calibration, task)  # checked before the search
     data = TrialData(X, y, weights, split_rows(cfg, task, X, y), scoring, classes, threads)
     pool.share(data)
     finish = (cfg.search.time_budget or 0) * cfg.search.finish_share
@@ -171,9 +180,11 @@ def fit_search(
     if len(members) > 1 and deadline is not None and time.monotonic() + refit > deadline - finish:
         log.info("ensemble: its refit (~%.1fs) would overrun the budget; the best trial", refit)
         members, member_weights = result.kept[:1], np.array([1.0])
+    blend = sum(w * m.outcome.oof for m, w in zip(members, member_weights, strict=True))
+    if calibrator is not None:
+        blend = fit_calibrator(calibrator, y_oof, blend, classes)
     threshold = None
     if cfg.model.threshold is not None and classes is not None and len(classes) == 2:
-        blend = sum(w * m.outcome.oof for m, w in zip(members, member_weights, strict=True))
         threshold, tuned = tune_threshold(cfg.model.threshold, y_oof, blend, classes)
         log.info(
             "decision threshold %.4f: out-of-fold %s %.4f", threshold, cfg.model.threshold, tuned
@@ -183,18 +194,47 @@ def fit_search(
     estimator = ensemble_of(
         [families[m.family].build(m.values) for m in members],
         [float(w) for w in member_weights],
-        threshold,
+        threshold if calibrator is None else None,  # a calibrated model's threshold: its own
         n_jobs=workers,
     )
+    estimator = calibrated(estimator, calibrator, threshold)
     with threadpool_limits(limits=threads):
         fit(estimator, X, y, weights)
     log.info("refit of %d member(s): %.1fs", len(members), time.monotonic() - refit_started)
     params, ensemble = describe(members, member_weights, threshold)
+    params["calibration"] = None if calibrator is None else calibrator.method
     tables = {"families": result.families, "ensemble": ensemble}
     # the model's CV score: its trial's mean fold score (as in the leaderboard), or the
     # ensemble's score on the pooled out-of-fold predictions
     cv_score = score if len(members) > 1 else members[0].outcome.score
     return Fitted(estimator, params, cv_score, result.trials, tables)
+
+
+def make_calibrator(method: str | None, task: str) -> ProbabilityCalibrator | None:
+    """The (unfitted) calibrator ``model.calibration`` asks for; None for regression."""
+    if method is None:
+        return None
+    if task == "regression":
+        log.info("model.calibration=%s: a regression model has no probabilities; none", method)
+        return None
+    return ProbabilityCalibrator(method)
+
+
+def fit_calibrator(
+    calibrator: ProbabilityCalibrator, y: np.ndarray, proba: np.ndarray, classes: list[str]
+) -> np.ndarray:
+    """Fit ``calibrator`` on the out-of-fold ``proba`` and return them calibrated."""
+    after = calibrator.fit(y, proba).transform(proba)
+    before_loss, after_loss = (
+        -score_predictions("neg_log_loss", y, p, classes) for p in (proba, after)
+    )
+    log.info(
+        "calibration (%s): out-of-fold log loss %.4f -> %.4f (on the rows it was fitted on)",
+        calibrator.method,
+        before_loss,
+        after_loss,
+    )
+    return after
 
 
 def describe(

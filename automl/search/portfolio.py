@@ -34,6 +34,7 @@ from sklearn.pipeline import Pipeline
 
 from automl.errors import AutomlError
 from automl.search.pool import InlinePool, TrialOutcome, TrialPool, refit_estimate, worker_name
+from automl.search.progress import SearchProgress
 from automl.search.space import contains, suggest
 from automl.search.study import build_sampler, open_study
 
@@ -191,24 +192,30 @@ def run_portfolio(
         mine.append(trial.number)
         return True
 
-    while True:
-        while len(running) < pool.workers and may_start(cfg, mine, stop_at()):
-            if exhausted(study):
+    progress = SearchProgress.of_search(cfg, deadline)  # shown as trials finish
+    try:
+        while True:
+            while len(running) < pool.workers and may_start(cfg, mine, stop_at()):
+                if exhausted(study):
+                    break
+                if not next_trial():
+                    break
+            if not running:
                 break
-            if not next_trial():
-                break
-        if not running:
-            break
-        if deadline is None:  # trials are told in the order they were asked: reproducible
-            done = [next(iter(running))]
-            wait(done)
-        else:
-            left = max(0.0, stop_at() - time.monotonic())
-            done, _ = wait(list(running), timeout=left, return_when=FIRST_COMPLETED)
-            if not done:  # the budget is spent: trials still running are stopped
-                break
-        for future in done:
-            record(study, *running.pop(future), future, kept, keep)
+            if deadline is None:  # trials are told in the order they were asked: reproducible
+                done = [next(iter(running))]
+                wait(done)
+            else:
+                left = max(0.0, stop_at() - time.monotonic())
+                done, _ = wait(list(running), timeout=left, return_when=FIRST_COMPLETED)
+                if not done:  # the budget is spent: trials still running are stopped
+                    break
+            for future in done:
+                trial, family, values, submitted = running.pop(future)
+                score, spent = record(study, trial, family, values, submitted, future, kept, keep)
+                progress.trial(trial.number, family, values, score, spent)
+    finally:
+        progress.close()
     for trial, family, _, submitted in running.values():
         trial.set_user_attr("stopped", "time budget")
         trial.set_user_attr("seconds", time.monotonic() - submitted)
@@ -256,8 +263,9 @@ def record(
     future: Any,
     kept: list[Kept],
     keep: int,
-) -> None:
+) -> tuple[float | None, float]:
     """Tell the study how a trial went; keep its predictions if it is among the best.
+    Returns its score (None: it failed) and seconds.
 
     A failed trial (a library error for some parameters) is recorded, not raised: the
     other families go on.
@@ -265,21 +273,23 @@ def record(
     try:
         outcome: TrialOutcome = future.result()
     except Exception as error:  # noqa: BLE001 - any library's error fails only this trial
-        trial.set_user_attr("seconds", time.monotonic() - submitted)
+        seconds = time.monotonic() - submitted
+        trial.set_user_attr("seconds", seconds)
         trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
         study.tell(trial, state=TrialState.FAIL)
         log.warning("trial %d (%s) failed: %s", trial.number, family, error)
-        return
+        return None, seconds
     trial.set_user_attr("seconds", outcome.seconds)
     if not np.isfinite(outcome.score):
         trial.set_user_attr("error", "the CV score is not a number (e.g. one class in a fold)")
         study.tell(trial, state=TrialState.FAIL)
-        return
+        return None, outcome.seconds
     trial.set_user_attr("cv_std", float(np.std(outcome.scores)))
     study.tell(trial, outcome.score)
     kept.append(Kept(trial.number, family, values, outcome))
     kept.sort(key=lambda k: k.outcome.score, reverse=True)
     del kept[keep:]
+    return outcome.score, outcome.seconds
 
 
 def trial_table(study: optuna.Study, numbers: list[int]) -> pd.DataFrame:

@@ -8,6 +8,8 @@ job stops), the others are scored. ``n_jobs`` threads score chunks at once
 (at most ``n_jobs + 1`` chunks in memory) and the results are written in input order
 (the output format's ``append``). Output and rejects are written to temp files beside them
 and renamed into place at the end; on any failure both are removed and no output exists.
+With ``explain``, each scored row also gets its input columns' contributions
+(``Model.explain``, settings from the ``explainer`` group).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from automl.bundle.explain import Settings
 from automl.bundle.model import Model, load_model
 from automl.bundle.registry import Registry
 from automl.data.bad_rows import FAIL, QUARANTINE, check_on_bad_rows
@@ -103,8 +106,15 @@ class ChunkScorer:
     otherwise bad rows come back apart, with their reasons.
     """
 
-    def __init__(self, model: Model, keep_columns: bool, on_bad_rows: str) -> None:
+    def __init__(
+        self,
+        model: Model,
+        keep_columns: bool,
+        on_bad_rows: str,
+        explain: Settings | None = None,
+    ) -> None:
         self.model = model
+        self.explain = explain  # None: no contributions
         self.contract = model.input_contract
         self.clean_spec = model.manifest["clean"]
         self.keep_columns = keep_columns
@@ -116,6 +126,10 @@ class ChunkScorer:
         for c in model.classes or []:
             columns.append(f"proba_{c}")
             dtypes[f"proba_{c}"] = float
+        if explain is not None:
+            contributions = model.explanation_columns()
+            columns += contributions
+            dtypes.update(dict.fromkeys(contributions, float))
         self.no_scores = pd.DataFrame({c: pd.Series(dtype=dtypes[c]) for c in columns})
 
     def check_columns(self, first: pd.DataFrame) -> None:
@@ -144,7 +158,7 @@ class ChunkScorer:
     def __call__(self, raw: pd.DataFrame) -> ScoredChunk:
         typed, reasons = self.split(raw)
         kept = raw if reasons is None else raw.loc[typed.index if typed is not None else []]
-        scored = self.no_scores if typed is None else self.model.score_valid(typed)
+        scored = self.no_scores if typed is None else self.score(typed)
         if self.keep_columns:
             scored = pd.concat([kept.drop(columns=scored.columns, errors="ignore"), scored], axis=1)
         result = ScoredChunk(rows=len(raw), scored=scored)
@@ -154,6 +168,13 @@ class ChunkScorer:
         if reasons is not None:
             result.rejected = rejected_rows(raw.loc[reasons.index], reasons)
         return result
+
+    def score(self, typed: pd.DataFrame) -> pd.DataFrame:
+        """Predictions for valid rows, with their contributions when asked."""
+        scored = self.model.score_valid(typed)
+        if self.explain is None:
+            return scored
+        return pd.concat([scored, self.model.explain_valid(typed, self.explain)], axis=1)
 
 
 def rejected_rows(raw: pd.DataFrame, reasons: pd.Series) -> pd.DataFrame:
@@ -318,10 +339,13 @@ def predict_file(cfg: Any) -> BatchSummary:
     for path in [output, rejects] if quarantine else [output]:  # writable: checked now
         format_callable(cfg.formats, format_name(path, cfg.formats), "append")
     model = load_model(cfg.model, Registry.at(cfg.registry))
+    explain = Settings.of(cfg.get("explainer")) if cfg.get("explain") else None
+    if explain is not None:
+        model.explainer(explain)  # a bundle that cannot be explained fails before any output
     if n_jobs > 1:
         one_thread_each(model.pipeline)
     started = time.perf_counter()
-    scorer = ChunkScorer(model, bool(cfg.keep_columns), on_bad_rows)
+    scorer = ChunkScorer(model, bool(cfg.keep_columns), on_bad_rows, explain)
     show = bool(cfg.get("progress", True)) and sys.stderr.isatty()
     with (
         closing(read_chunks(source, cfg.formats, chunk_size)) as chunks,

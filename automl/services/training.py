@@ -1,4 +1,5 @@
-"""The training job: data set -> features + model -> search -> refit -> evaluate -> bundle."""
+"""The training job: data set -> features + model -> search -> refit -> evaluate -> bundle
+(with its model card)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from sklearn.pipeline import Pipeline
 
+from automl.bundle.explain import background_sample, global_importance, importance_png
 from automl.bundle.model import Model, fingerprint, library_versions
 from automl.bundle.registry import Registry
 from automl.config import build, to_plain
 from automl.data.dataset import Dataset, load_dataset
-from automl.evaluation import evaluate, save_plots
+from automl.evaluation import build_card, card_files, check_slices, record, save_plots, score
+from automl.evaluation.metrics import Recorded
 from automl.monitoring.profile import build_profile
 from automl.redact import redact, redact_text
 from automl.search import fit_search, start_pool
@@ -36,6 +41,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     deadline = None if budget is None else time.monotonic() + budget
     with start_pool(cfg) as pool:  # worker processes import while the data loads
         data = load_dataset(cfg.dataset, cfg.evaluation, cfg.seed)
+        check_slices(list(cfg.evaluation.slices), list(data.test.columns))
         X, y = data.xy(data.train)
         fitted = fit_search(
             cfg, pool, X, y, task=data.task, classes=data.classes, deadline=deadline
@@ -44,10 +50,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     log.info("model fitted in %.1fs; evaluating and saving it", time.perf_counter() - started)
     X_test, y_test = data.xy(data.test)
     described = manifest(cfg, data, fitted.params) | {
-        "decision_threshold": getattr(final, "threshold", None)
+        "decision_threshold": getattr(final, "threshold", None),
+        "calibration": getattr(final, "calibration", None),
     }
-    model = Model(final, described, reference_profile(cfg, data, final, X))
-    metrics = evaluate(final, X_test, y_test, to_plain(cfg.evaluation.report[data.task]))
+    background = background_sample(X, cfg.evaluation.background_rows, cfg.seed)
+    model = Model(final, described, reference_profile(cfg, data, final, X), background)
+    recorded = record(final, X_test)  # the test rows predicted once: metrics and model card
+    metrics = score(recorded, y_test, to_plain(cfg.evaluation.report[data.task]))
     scoring = cfg.evaluation.cv_metric[data.task]
     metrics = {"cv_" + scoring.removeprefix("neg_"): abs(fitted.cv_score), **metrics}
     model.manifest["metrics"] = metrics
@@ -57,11 +66,16 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     for name, table in fitted.tables.items():
         table.to_csv(run_dir / f"{name}.csv", index=False)
         log.info("%s:\n%s", name, table.to_string(index=False))
+    importance = held_out_importance(cfg, final, X_test, y_test, scoring)
+    files = {} if importance is None else importance_files(importance, scoring)
     if cfg.evaluation.plots:
         save_plots(final, data.classes, X_test, y_test, run_dir / "plots")
+        if importance is not None:
+            (run_dir / "plots" / "importance_permutation.png").write_bytes(files[IMPORTANCE_PNG])
+    files |= write_card(cfg, data, model, recorded, y_test, run_dir, importance)
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
     model.manifest["metrics"] = metrics
-    model.save(run_dir / "model")
+    model.save(run_dir / "model", extra_files=files)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     tags = {
         "project": cfg.project,
@@ -91,6 +105,63 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return metrics
 
 
+IMPORTANCE_PNG = "importance.png"
+
+
+def held_out_importance(
+    cfg: DictConfig, final: Any, X_test: pd.DataFrame, y_test: np.ndarray, scoring: str
+) -> pd.DataFrame | None:
+    """Each input column's permutation importance on (up to ``evaluation.importance_rows``
+    of) the test rows, with the model's own; None when switched off (0 rows)."""
+    rows = cfg.evaluation.importance_rows
+    if rows < 1:
+        return None
+    if len(X_test) > rows:
+        kept = np.random.default_rng(cfg.seed).choice(len(X_test), rows, replace=False)
+        X_test, y_test = X_test.iloc[np.sort(kept)], y_test[np.sort(kept)]
+    started = time.perf_counter()
+    table = global_importance(final, X_test, y_test, scoring, cfg.seed)
+    log.info(
+        "permutation importance on %d test rows: %.1fs", len(X_test), time.perf_counter() - started
+    )
+    return table
+
+
+def importance_files(table: pd.DataFrame, scoring: str) -> dict[str, bytes | str]:
+    """The importance table and its chart, as bundle files."""
+    return {
+        "importance.csv": table.to_csv(index=False),
+        IMPORTANCE_PNG: importance_png(table, metric=scoring),
+    }
+
+
+def write_card(
+    cfg: DictConfig,
+    data: Dataset,
+    model: Model,
+    recorded: Recorded,
+    y_test: np.ndarray,
+    run_dir: Path,
+    importance: pd.DataFrame | None = None,
+) -> dict[str, bytes | str]:
+    """The model card's files, for the bundle to write with the model (``model_card.md``,
+    ``model_card.json``, ``calibration.png``): the test rows' recorded predictions with
+    bootstrap intervals, by ``evaluation.slices``, calibration; ``importance`` the
+    permutation importance table (None: not computed)."""
+    card = build_card(
+        model.manifest,
+        recorded=recorded,
+        y=y_test,
+        test=data.test,
+        run=run_dir.name,
+        slices=list(cfg.evaluation.slices),
+        importance=importance,
+        bootstrap=cfg.evaluation.bootstrap,
+        seed=cfg.seed,
+    )
+    return card_files(card)
+
+
 def reference_profile(cfg: DictConfig, data: Dataset, pipeline: Pipeline, X: Any) -> dict:
     """The training data's profile for drift monitoring, with the model's predictions."""
     predictions = pipeline.predict(X) if data.classes is None else pipeline.predict_proba(X)
@@ -112,6 +183,7 @@ def manifest(cfg: DictConfig, data: Dataset, params: dict[str, Any]) -> dict[str
         "clean": data.clean,
         "best_params": params,
         "train_rows": len(data.train),
+        "test_rows": len(data.test),
         "data_fingerprint": fingerprint(data.train),
         "versions": library_versions(),
         "source_commit": git_commit(),

@@ -1,5 +1,6 @@
-"""Booster-specific calls the server makes, chosen by config (``fast_path.predictors``,
-``contributions``): each takes the fitted estimator (inside any wrapper) and a float64 matrix.
+"""Booster-specific calls of the server's fast path, chosen by config
+(``fast_path.predictors``): each takes the fitted estimator (inside any wrapper) and a
+float64 matrix. (Contributions are ``automl.bundle.explain``'s, for every model.)
 """
 
 from __future__ import annotations
@@ -19,19 +20,3 @@ def lightgbm_predict(estimator: Any, X: np.ndarray, classifier: bool) -> np.ndar
     if classifier and result.ndim == 1:
         return np.vstack((1.0 - result, result)).transpose()
     return result
-
-
-def lightgbm_contributions(estimator: Any, X: np.ndarray) -> np.ndarray:
-    """SHAP values (last column: the bias), ``(rows, classes, features + 1)`` for multiclass."""
-    values = estimator.booster_.predict(X, pred_contrib=True, num_threads=1)
-    classes = len(getattr(estimator, "classes_", None) if hasattr(estimator, "classes_") else [])
-    if classes > 2:
-        return values.reshape(len(X), classes, -1)
-    return values
-
-
-def xgboost_contributions(estimator: Any, X: np.ndarray) -> np.ndarray:
-    """SHAP values from XGBoost (last column: the bias), per class for multiclass."""
-    import xgboost
-
-    return estimator.get_booster().predict(xgboost.DMatrix(X), pred_contribs=True)

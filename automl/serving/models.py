@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automl.bundle.explain import Explanation, Settings
 from automl.bundle.model import Model
 from automl.bundle.registry import Registry
 from automl.config import build
@@ -56,8 +57,7 @@ class ServedModel:
     model: Model
     fast: FastPath | None
     fast_path_reason: str
-    explain: Any = None
-    feature_names: list[str] = field(default_factory=list)
+    explain_settings: Settings = field(default_factory=Settings)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """The vectorised path on rows ``Model.prepare`` returned: probabilities or values."""
@@ -72,14 +72,10 @@ class ServedModel:
         X = self.fast.matrix(records)
         return self.fast.predict(X), X
 
-    def contributions(self, X: np.ndarray | None, features: pd.DataFrame | None) -> Any:
-        """Per-feature contributions for each row (None when the estimator has none)."""
-        if self.explain is None:
-            return None
-        if X is None:
-            X = np.asarray(self.model.pipeline[:-1].transform(features), dtype=np.float64)
-        inner = self.model.pipeline[-1]
-        return self.explain(getattr(inner, "estimator_", inner), X)
+    def contributions(self, features: pd.DataFrame) -> Explanation:
+        """Each input column's contribution to each row's output (rows as ``Model.prepare``
+        returns them), by the model's explainer (built on the first request)."""
+        return self.model.explainer(self.explain_settings).explain(features)
 
 
 class ModelCache:
@@ -97,7 +93,7 @@ class ModelCache:
         self.fast_enabled = bool(fast_path.enabled)
         self.compilers = class_table(fast_path.compilers, "step", "compile")
         self.predictors = class_table(fast_path.predictors, "estimator", "predict")
-        self.explainers = class_table(contributions, "estimator", "explain")
+        self.explain_settings = Settings.of(contributions)
         self.models: OrderedDict[tuple[str, int], ServedModel] = OrderedDict()
         self.resolved: dict[str, tuple[float, tuple[str, int]]] = {}
         self.lock = threading.Lock()
@@ -156,12 +152,6 @@ class ModelCache:
                 fast, reason = FastPath(model, self.compilers, self.predictors), "compiled"
             except NotCompilable as exc:
                 reason = f"vectorised pipeline only: {exc}"
-        inner = model.pipeline[-1]
-        inner = getattr(inner, "estimator_", inner)
-        explain = next((e for cls, e in self.explainers if isinstance(inner, cls)), None)
-        names = []
-        if explain is not None:
-            names = [str(n) for n in model.pipeline[:-1].get_feature_names_out()]
         log.info(
             "loaded %s/%d in %.2f s; fast path: %s",
             name,
@@ -169,4 +159,4 @@ class ModelCache:
             time.perf_counter() - started,
             reason,
         )
-        return ServedModel(name, version, model, fast, reason, explain, names)
+        return ServedModel(name, version, model, fast, reason, self.explain_settings)

@@ -55,7 +55,7 @@ async def metadata(served: Served, state: ServerDep) -> dict:
                 "features": m.get("features"),
                 "input_schema": input_schema(served),
                 "fast_path": served.fast_path_reason,
-                "contributions": served.explain is not None,
+                "contributions": served.model.explainable,  # any family, with a background
             }
         )
 

@@ -5,6 +5,10 @@ Feedback is accepted only for (request id, row) pairs the prediction log holds f
 model, with a label of the model's classes (classification) or a finite number
 (regression); one bad item refuses the whole request (422 naming each bad item). An input
 the model cannot score, or whose output is not finite, is a 422, never a 500.
+
+``?contributions=true`` adds each input column's contribution to each record's output
+(``automl.bundle.explain``: every model family and ensembles; on the output's scale, so
+base value + contributions = the probability or value), scored on the pipeline path.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from automl.errors import ContractError
+from automl.bundle.explain import Explanation
+from automl.errors import AutomlError, ContractError
 from automl.serving.deps import Editable, LimitedRoute, Served, ServerDep, Started
 from automl.serving.fastpath import Fallback
 from automl.serving.inputs import ApiError, parse
@@ -48,7 +53,9 @@ async def predict(
     served: Served,
     state: ServerDep,
     request: Request,
-    contributions: bool = Query(False, description="per-feature contributions"),
+    contributions: bool = Query(
+        False, description="each input column's contribution to the output (probability/value)"
+    ),
 ) -> JSONResponse:
     """Labels and probabilities (or values) for one record or a batch."""
     name, limits = served.name, state.cfg.limits
@@ -60,21 +67,24 @@ async def predict(
             records = parse(body, content_type, max_rows)
         else:  # a batch: parsed off the event loop
             records = await run_in_threadpool(parse, body, content_type, max_rows)
-        if contributions and served.explain is None:
-            family = served.model.manifest.get("model_family")
-            raise ApiError(422, f"no per-feature contributions for a '{family}' model")
-        output, X, features, path = None, None, None, "fast"
-        if len(records) <= int(state.cfg.fast_path.max_rows):
+        if contributions and not served.model.explainable:
+            raise ApiError(
+                422,
+                "no contributions: this model's bundle has no background sample (it predates "
+                "explanations); retrain it",
+            )
+        output, features, path = None, None, "fast"
+        if not contributions and len(records) <= int(state.cfg.fast_path.max_rows):
             # values the compiled path cannot score: the pipeline names the problem
             with suppress(Fallback, ValueError, TypeError, ArithmeticError):
-                output, X = served.score_fast(records)
+                output, _ = served.score_fast(records)
         if output is None:
             path = "pipeline"
             output, features = await run_in_threadpool(score_frame, served, records)
         state.metrics.rows(name, served.version, path, len(records))
         values = None
         if contributions:
-            values = await run_in_threadpool(explain, served, X, features, records)
+            values = await run_in_threadpool(explain, served, features, records)
         request_id = request_id_of(request)
         if path == "fast":
             answer, predictions, proba = respond(served, request_id, path, output, values)
@@ -89,7 +99,11 @@ async def predict(
 
 
 def respond(
-    served: ServedModel, request_id: str, path: str, output: Any, contributions: Any
+    served: ServedModel,
+    request_id: str,
+    path: str,
+    output: Any,
+    contributions: Explanation | None,
 ) -> tuple[JSONResponse, list, np.ndarray | None]:
     """(the response, the predictions, the probabilities) for a model's output."""
     check_finite(output)
@@ -109,7 +123,12 @@ def respond(
         answer["probabilities"] = [dict(zip(classes, row)) for row in proba.tolist()]
     answer["predictions"] = predictions
     if contributions is not None:
-        answer["contributions"] = format_contributions(served, contributions)
+        answer["contributions"] = contributions.records()
+        answer["explanation"] = {
+            "output": contributions.describe(),
+            "method": contributions.method,
+            "notes": contributions.notes,
+        }
     # labels are strings and the numbers finite floats (tolist): plain JSON as it is
     return JSONResponse(answer, headers={"X-Request-ID": request_id}), predictions, proba
 
@@ -236,33 +255,24 @@ def score_frame(served: ServedModel, records: list[dict]) -> tuple[np.ndarray, p
         raise ApiError(422, f"the model cannot score this input: {exc}") from None
 
 
-def explain(
-    served: ServedModel, X: np.ndarray | None, features: pd.DataFrame | None, records: list[dict]
-) -> Any:
-    """Per-feature contributions; an input the explainer's library refuses is a 422."""
+def explain(served: ServedModel, features: pd.DataFrame, records: list[dict]) -> Explanation:
+    """Each input column's contribution per record; an input the explainer cannot take
+    (or whose contributions are not finite) is a 422."""
     try:
-        return served.contributions(X, features)
-    except Exception as exc:  # e.g. xgboost refuses values beyond float32
+        explanation = served.contributions(features)
+        check_finite(explanation.values)
+        return explanation
+    except ApiError:
+        raise
+    except Exception as exc:
         log.warning("contributions refused for %s: %s", served.name, exc)
         columns = too_large(records)
         if columns:
             errors = [{"column": c, "expected": "a value the model can hold"} for c in columns]
             message = f"no contributions for values this large in column(s) {columns}"
             raise ApiError(422, message, errors) from None
-        raise ApiError(422, "no per-feature contributions for this input") from None
-
-
-def format_contributions(served: ServedModel, values: np.ndarray) -> list[dict]:
-    """Per record: {feature: value, "(bias)": value}, per class for multiclass models."""
-    names = [*served.feature_names, "(bias)"]
-    values = np.asarray(values)
-    if values.ndim == 2:
-        return [dict(zip(names, row)) for row in values.tolist()]
-    classes = served.model.classes or []
-    return [
-        {c: dict(zip(names, per_class)) for c, per_class in zip(classes, row)}
-        for row in values.tolist()
-    ]
+        message = str(exc) if isinstance(exc, AutomlError) else "the explainer failed"
+        raise ApiError(422, f"no contributions for this input: {message}") from None
 
 
 def request_id_of(request: Request) -> str:
