@@ -72,11 +72,13 @@ class Model:
         manifest: dict[str, Any],
         profile: dict[str, Any] | None = None,
         background: pd.DataFrame | None = None,
+        files: Mapping[str, bytes] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.manifest = manifest
         self.profile = profile
         self.background = background  # a sample of training rows (explain.background_sample)
+        self.files = dict(files or {})  # the bundle's other files (model card, importance)
         self.explainers: dict[Settings, Explainer] = {}
         self.explainers_lock = threading.Lock()
         self.contract = Contract.from_config(manifest["contract"], name=manifest["dataset"])
@@ -186,8 +188,9 @@ class Model:
         """Write the bundle to ``path`` atomically (temp directory, then rename).
 
         ``extra_files`` ({file name: content}, e.g. the model card) are written beside the
-        pipeline and hashed in the manifest like it. ``manifest.sha256`` holds the
-        manifest's own hash; the manifest holds the others.
+        pipeline, with the files the bundle was loaded with, and hashed in the manifest
+        like it. ``manifest.sha256`` holds the manifest's own hash; the manifest holds the
+        others.
         """
         path = Path(path)
         with staged(path, directory=True) as staging:
@@ -199,7 +202,7 @@ class Model:
             if self.background is not None:
                 self.background.to_parquet(staging / BACKGROUND, index=False)
                 files.append(BACKGROUND)
-            for name, content in (extra_files or {}).items():
+            for name, content in {**self.files, **(extra_files or {})}.items():
                 taken = name in (*files, PIPELINE, PROFILE, MANIFEST, CHECKSUM)
                 if taken or name in ("", ".", "..") or Path(name).name != name:
                     raise AutomlError(f"bundle file name '{name}' is taken or not a plain name")
@@ -247,7 +250,9 @@ class Model:
         background = None
         if BACKGROUND in files:  # checked against its SHA-256 above
             background = pd.read_parquet(bundle / BACKGROUND)
-        return cls(joblib.load(io.BytesIO(pickled)), manifest, profile, background)
+        own = (PIPELINE, PROFILE, BACKGROUND)
+        extra = {name: (bundle / name).read_bytes() for name in files if name not in own}
+        return cls(joblib.load(io.BytesIO(pickled)), manifest, profile, background, extra)
 
 
 def damaged(bundle: Path, what: str) -> AutomlError:
