@@ -55,7 +55,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     }
     background = background_sample(X, cfg.evaluation.background_rows, cfg.seed)
     model = Model(final, described, reference_profile(cfg, data, final, X), background)
+    predicting = time.monotonic()
     recorded = record(final, X_test)  # the test rows predicted once: metrics and model card
+    predict_seconds = time.monotonic() - predicting
     metrics = score(recorded, y_test, to_plain(cfg.evaluation.report[data.task]))
     scoring = cfg.evaluation.cv_metric[data.task]
     metrics = {"cv_" + scoring.removeprefix("neg_"): abs(fitted.cv_score), **metrics}
@@ -66,13 +68,20 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     for name, table in fitted.tables.items():
         table.to_csv(run_dir / f"{name}.csv", index=False)
         log.info("%s:\n%s", name, table.to_string(index=False))
-    importance = held_out_importance(cfg, final, X_test, y_test, scoring)
+    importance = None
+    shuffles = IMPORTANCE_REPEATS * X_test.shape[1] * predict_seconds  # its cost, about
+    if fits_budget(deadline, shuffles, "permutation importance"):
+        importance = held_out_importance(cfg, final, X_test, y_test, scoring)
     files = {} if importance is None else importance_files(importance, scoring)
     if cfg.evaluation.plots:
         save_plots(final, data.classes, X_test, y_test, run_dir / "plots")
         if importance is not None:
             (run_dir / "plots" / "importance_permutation.png").write_bytes(files[IMPORTANCE_PNG])
-    files |= write_card(cfg, data, model, recorded, y_test, run_dir, importance)
+    resamples = cfg.evaluation.bootstrap
+    report_size = len(cfg.evaluation.report[data.task])
+    if not fits_budget(deadline, resamples * report_size * SCORER_SECONDS, "bootstrap"):
+        resamples = 0
+    files |= write_card(cfg, data, model, recorded, y_test, run_dir, importance, resamples)
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
     model.manifest["metrics"] = metrics
     model.save(run_dir / "model", extra_files=files)
@@ -108,6 +117,19 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 IMPORTANCE_PNG = "importance.png"
 
 
+IMPORTANCE_REPEATS = 5  # shuffles per column (global_importance's n_repeats)
+SCORER_SECONDS = 0.003  # about one scikit-learn scorer call on recorded predictions
+
+
+def fits_budget(deadline: float | None, seconds: float, what: str) -> bool:
+    """Whether an optional step of about ``seconds`` fits before the job's ``deadline``
+    (always without one); a step that does not is left out, and the log says so."""
+    if deadline is None or time.monotonic() + seconds <= deadline:
+        return True
+    log.info("%s left out: about %.1fs would overrun search.time_budget", what, seconds)
+    return False
+
+
 def held_out_importance(
     cfg: DictConfig, final: Any, X_test: pd.DataFrame, y_test: np.ndarray, scoring: str
 ) -> pd.DataFrame | None:
@@ -120,7 +142,7 @@ def held_out_importance(
         kept = np.random.default_rng(cfg.seed).choice(len(X_test), rows, replace=False)
         X_test, y_test = X_test.iloc[np.sort(kept)], y_test[np.sort(kept)]
     started = time.perf_counter()
-    table = global_importance(final, X_test, y_test, scoring, cfg.seed)
+    table = global_importance(final, X_test, y_test, scoring, cfg.seed, IMPORTANCE_REPEATS)
     log.info(
         "permutation importance on %d test rows: %.1fs", len(X_test), time.perf_counter() - started
     )
@@ -143,6 +165,7 @@ def write_card(
     y_test: np.ndarray,
     run_dir: Path,
     importance: pd.DataFrame | None = None,
+    bootstrap: int = 0,
 ) -> dict[str, bytes | str]:
     """The model card's files, for the bundle to write with the model (``model_card.md``,
     ``model_card.json``, ``calibration.png``): the test rows' recorded predictions with
@@ -156,7 +179,7 @@ def write_card(
         run=run_dir.name,
         slices=list(cfg.evaluation.slices),
         importance=importance,
-        bootstrap=cfg.evaluation.bootstrap,
+        bootstrap=bootstrap,
         seed=cfg.seed,
     )
     return card_files(card)
