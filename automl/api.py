@@ -40,7 +40,6 @@ GROUPS = (
     "monitoring", "experiment", "paths",
 )  # fmt: skip
 PLAIN = re.compile(r"[\w./:+-]+")  # override values that need no quotes
-LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as train.log's
 
 
 class Trained:
@@ -110,10 +109,10 @@ def fit(
     name = check_name(name or default_name(data))
     conf_dir = Path(conf_dir).expanduser().resolve()
     ingest_data(data, target, task, name, conf_dir, list(ingest))
-    cfg, run_dir, given = compose_run(conf_dir, name, list(overrides), keys)
+    cfg, run_dir, given, log_format = compose_run(conf_dir, name, list(overrides), keys)
     from automl.services.training import train
 
-    with RUN_LOGS.to(run_dir):
+    with RUN_LOGS.to(run_dir, log_format):
         save_config(cfg, run_dir, given)
         train(cfg, run_dir)
     return Trained(run_dir)
@@ -157,7 +156,7 @@ def literal(text: str) -> str:
 
 def compose_run(
     conf_dir: Path, name: str, overrides: list[str], keys: dict[str, Any]
-) -> tuple[DictConfig, Path, list[str]]:
+) -> tuple[DictConfig, Path, list[str], str]:
     """The training config (without its ``hydra`` node), the run directory, and the
     overrides as the command line would give them."""
     search_path = f"hydra.searchpath=[pkg://{COMMON},file://{conf_dir}]"
@@ -168,9 +167,10 @@ def compose_run(
         given += [f"{full_key(composed, k)}={value(v)}" for k, v in keys.items() if k not in GROUPS]
     cfg = compose_config("automl.conf", "train", [search_path, *given], with_hydra=True)
     run_dir = Path(cfg.hydra.run.dir)
+    log_format = str(cfg.hydra.job_logging.formatters.file.format)  # as the command's log
     with open_dict(cfg):
         del cfg["hydra"]
-    return cfg, run_dir, given
+    return cfg, run_dir, given, log_format
 
 
 def full_key(cfg: DictConfig, key: str) -> str:
@@ -229,39 +229,47 @@ def save_config(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> None:
 
 
 class RunLogs:
-    """Each running fit's own ``train.log``; the ``automl`` logger is at INFO while any
-    fit runs, then back at its level."""
+    """Each running fit's own ``train.log``: the ``automl`` logger at INFO and the
+    per-trial logger ``automl.trials`` at DEBUG (into the log file only, as the command's
+    logging config has it) while any fit runs, then both as they were."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.running = 0
-        self.level = logging.NOTSET
+        self.saved: list[tuple[logging.Logger, int, bool]] = []
 
     @contextlib.contextmanager
-    def to(self, run_dir: Path) -> Iterator[None]:
+    def to(self, run_dir: Path, log_format: str) -> Iterator[None]:
         """While it runs, this thread's log records also go to ``run_dir/train.log``,
-        formatted as the command's log file (secrets masked); nothing is left attached."""
+        formatted as ``log_format`` (secrets masked); nothing is left attached."""
         run_dir.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setFormatter(logging.Formatter(log_format))
         handler.addFilter(RedactingFilter())
         thread = threading.get_ident()
         handler.addFilter(lambda record: record.thread == thread)
-        package = logging.getLogger("automl")
+        loggers = {logging.getLogger("automl"): logging.INFO}
+        loggers[logging.getLogger("automl.trials")] = logging.DEBUG
         with self.lock:
             if self.running == 0:
-                self.level = package.level
-                package.setLevel(logging.INFO)
+                self.saved = [(lg, lg.level, lg.propagate) for lg in loggers]
+                for logger, level in loggers.items():
+                    logger.setLevel(level)
+                logging.getLogger("automl.trials").propagate = False
             self.running += 1
-            package.addHandler(handler)
+            for logger in loggers:
+                logger.addHandler(handler)
         try:
             yield
         finally:
             with self.lock:
-                package.removeHandler(handler)
+                for logger in loggers:
+                    logger.removeHandler(handler)
                 self.running -= 1
                 if self.running == 0:
-                    package.setLevel(self.level)
+                    for logger, level, propagate in self.saved:
+                        logger.setLevel(level)
+                        logger.propagate = propagate
             handler.close()
 
 

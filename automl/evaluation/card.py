@@ -22,6 +22,7 @@ from sklearn.calibration import calibration_curve
 from automl.errors import ConfigError
 from automl.evaluation.metrics import Recorded, bootstrap_intervals, score_each
 from automl.evaluation.plots import calibration_png
+from automl.plain import jsonable
 from automl.redact import redact
 
 CARD_MD = "model_card.md"
@@ -47,20 +48,6 @@ def md(value: Any) -> str:
     text = " ".join(str(value).split())
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return MD_BLOCK.sub(r"\1\\\2", MD_INLINE.sub(r"\\\1", text))
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON data: numpy scalars as Python ones, NaN and infinities as
-    None."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 def build_card(
@@ -476,7 +463,9 @@ def card_files(card: dict[str, Any]) -> dict[str, bytes | str]:
     reliability plot."""
     files: dict[str, bytes | str] = {
         CARD_MD: render_markdown(card),
-        CARD_JSON: json.dumps(jsonable(card), indent=2, allow_nan=False, default=str),
+        CARD_JSON: json.dumps(
+            jsonable(card, non_finite=lambda _: None), indent=2, allow_nan=False, default=str
+        ),
     }
     if card["calibration"] is not None and card["calibration"]["curves"]:
         files[CALIBRATION_PNG] = calibration_png(card["calibration"])

@@ -43,6 +43,7 @@ from automl.models.ensemble import (
 from automl.models.fitting import fit, score_predictions
 from automl.search.pool import InlinePool, TrialData, TrialPool, open_pool, refit_estimate
 from automl.search.portfolio import Family, Kept, make_family, run_portfolio
+from automl.search.progress import SearchProgress
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,12 @@ def fit_search(
         order=list(families),
         deadline=deadline,
         finish_seconds=finish,
+        progress=SearchProgress(
+            enabled=cfg.progress,
+            every=cfg.progress_every,
+            n_trials=cfg.search.n_trials,
+            deadline=deadline,
+        ),
     )
     y_oof = y[data.oof_rows]
     select_by = None if deadline is None else deadline - finish / 2

@@ -143,10 +143,12 @@ def run_portfolio(
     order: list[str],
     deadline: float | None,
     finish_seconds: float,
+    progress: SearchProgress | None = None,
 ) -> PortfolioResult:
     """Search ``families`` (``cfg``: the search config) with ``pool`` until ``cfg.n_trials``
     trials (this process's), until the sampler has nothing left (a grid), or until
-    ``deadline`` (``time.monotonic()``) less the time the refit will need."""
+    ``deadline`` (``time.monotonic()``) less the time the refit will need; ``progress``
+    is told of each finished trial (None: a silent one)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base_sampler = build_sampler(cfg, {name: family.space for name, family in families.items()})
     # a grid sampler says when it has visited every point; other samplers never run out
@@ -192,7 +194,7 @@ def run_portfolio(
         mine.append(trial.number)
         return True
 
-    progress = SearchProgress.of_search(cfg, deadline)  # shown as trials finish
+    progress = progress or SearchProgress(enabled=False, n_trials=cfg.n_trials, deadline=deadline)
     try:
         while True:
             while len(running) < pool.workers and may_start(cfg, mine, stop_at()):

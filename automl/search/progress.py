@@ -19,8 +19,6 @@ import threading
 import time
 from typing import Any, TextIO
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
@@ -63,17 +61,6 @@ class SearchProgress:
         self.ticker: threading.Thread | None = None
         if live:
             self.open_bar()
-
-    @classmethod
-    def of_search(cls, search: Any, deadline: float | None) -> SearchProgress:
-        """The progress of a search run with the search config node ``search``; the
-        switches are the top-level keys ``progress`` and ``progress_every`` beside it."""
-        return cls(
-            enabled=bool(beside(search, "progress", True)),
-            every=int(beside(search, "progress_every", 10)),
-            n_trials=search.n_trials,
-            deadline=deadline,
-        )
 
     # -- what the loop calls ------------------------------------------------------------
 
@@ -186,16 +173,6 @@ def is_terminal(stream: Any) -> bool:
         return bool(stream is not None and stream.isatty())
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
-
-
-def beside(node: Any, key: str, default: Any) -> Any:
-    """``key`` of the config holding ``node`` (``default`` when ``node`` has no parent)."""
-    if not OmegaConf.is_config(node):
-        return default
-    try:
-        return OmegaConf.select(node, f"..{key}", default=default)
-    except OmegaConfBaseException:  # a node of its own, without a parent
-        return default
 
 
 def short_params(family: str, values: dict[str, Any]) -> str:

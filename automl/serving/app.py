@@ -23,11 +23,12 @@ from omegaconf import OmegaConf
 from starlette.concurrency import run_in_threadpool
 
 from automl.config import as_data
+from automl.plain import jsonable
 from automl.redact import RedactingFilter
 from automl.services.identity import AccessDenied
 from automl.serving import ui
 from automl.serving.deps import Server
-from automl.serving.inputs import ApiError, jsonable
+from automl.serving.inputs import ApiError
 from automl.serving.limits import RequestLimits
 from automl.serving.prediction_log import PredictionLogger
 from automl.serving.routes import health, models, monitoring, predict, projects

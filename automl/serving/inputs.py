@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import re
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from starlette.requests import Request
 
-SCALARS = (str, int, float, bool, type(None))
+from automl.plain import SCALARS, encodable
+
 WHITESPACE = re.compile(r"[ \t\n\r]*")
 DECODER = json.JSONDecoder()
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # how JSON text spells a surrogate
@@ -36,33 +35,6 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.errors = errors or []
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars as Python ones and NaN/inf as strings (valid JSON)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if not isinstance(value, SCALARS):
-        return str(value)
-    if isinstance(value, str) and not encodable(value):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")  # echoed input
-    return value
-
-
-def encodable(text: str) -> bool:
-    """Whether ``text`` is valid Unicode (JSON's ``\\ud800`` escape decodes to a lone
-    surrogate, which no response, log or report can encode)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def parse(body: bytes, content_type: str, max_rows: int) -> list[dict]:

@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from automl.plain import jsonable
 from automl.services.registry import project_of
 from automl.serving.deps import CallerDep, LimitedRoute, Served, ServerDep, Viewable
-from automl.serving.inputs import ApiError, jsonable
+from automl.serving.inputs import ApiError
 from automl.serving.models import ServedModel
 from automl.serving.schemas import ERRORS
 

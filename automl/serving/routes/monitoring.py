@@ -12,9 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from automl.data.dataset import clean
 from automl.monitoring import history
 from automl.monitoring.drift import select_window
+from automl.plain import jsonable
 from automl.services.monitoring import verdict
 from automl.serving.deps import LimitedRoute, Served, Server, ServerDep
-from automl.serving.inputs import jsonable
 from automl.serving.models import ServedModel
 from automl.serving.prediction_log import read_log
 from automl.serving.schemas import ERRORS
