@@ -200,6 +200,7 @@ def test_run_page_shows_facts_tables_plots_and_config(app, dashboard_world, runs
         assert sorted(Path(p).name for p in plots) == [
             "confusion_matrix.png",
             "feature_importance.png",
+            "importance_permutation.png",  # held-out permutation importance, every run
             "roc.png",
         ]
         for src in plots:
