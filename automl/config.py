@@ -321,6 +321,7 @@ class PredictConfig:
     progress: bool = True
     explain: bool = False  # add each input column's contribution (automl.bundle.explain)
     explainer: dict[str, Any] = field(default_factory=dict)  # its settings (explainer group)
+    compiled: dict[str, Any] = field(default_factory=dict)  # how the model compiles (group)
     registry: RegistryLocation = field(default_factory=RegistryLocation)
     paths: PathsConfig = field(default_factory=PathsConfig)
     formats: dict[str, Any] = field(default_factory=dict)
@@ -414,8 +415,6 @@ class ServeLimits:
 class FastPathConfig:
     enabled: bool = True
     max_rows: int = 16
-    compilers: dict[str, Any] = field(default_factory=dict)  # {step: class path, compile: node}
-    predictors: dict[str, Any] = field(default_factory=dict)  # {estimator: path, predict: node}
 
 
 @dataclass
@@ -459,6 +458,7 @@ class ServeConfig:
     auth: ServeAuth = field(default_factory=ServeAuth)
     limits: ServeLimits = field(default_factory=ServeLimits)
     fast_path: FastPathConfig = field(default_factory=FastPathConfig)
+    compiled: dict[str, Any] = field(default_factory=dict)  # how models compile (group)
     contributions: dict[str, Any] = field(default_factory=dict)  # {estimator: path, explain: node}
     prediction_log: PredictionLogConfig = field(default_factory=PredictionLogConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)

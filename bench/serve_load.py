@@ -34,7 +34,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from test_serve import adult_test_frame, free_port  # noqa: E402
+from helpers import free_port  # noqa: E402
+from test_serve import adult_test_frame  # noqa: E402
 
 DATA = Path(os.environ.get("AUTOML_DATA_DIR", ROOT.parent / "shared" / "data"))
 TRIVIAL = """

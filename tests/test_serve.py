@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from helpers import (
@@ -115,6 +117,9 @@ def server(world):
     )
     with serve_process(overrides, root / "server.log") as (url, proc):
         yield {**world, "url": url, "proc": proc}
+
+
+PARQUET = "application/vnd.apache.parquet"
 
 
 def client(server, user: str | None) -> httpx.Client:
@@ -265,6 +270,20 @@ def expected_proba(version: int, frame: pd.DataFrame, root: Path) -> np.ndarray:
     return model.predict_proba(frame)[">50K"].to_numpy()
 
 
+def tables(frame: pd.DataFrame) -> dict[str, bytes]:
+    """``frame`` as an Arrow IPC stream and as a Parquet file, by Content-Type."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    stream = pa.BufferOutputStream()
+    with pa.ipc.new_stream(stream, table.schema) as writer:
+        writer.write_table(table)
+    parquet = pa.BufferOutputStream()
+    pq.write_table(table, parquet)
+    return {
+        "application/vnd.apache.arrow.stream": stream.getvalue().to_pybytes(),
+        "application/vnd.apache.parquet": parquet.getvalue().to_pybytes(),
+    }
+
+
 def test_every_body_form_gives_the_pipelines_predictions(server):
     frame = adult_test_frame(12)
     rows = frame.to_dict("records")
@@ -280,8 +299,12 @@ def test_every_body_form_gives_the_pipelines_predictions(server):
         csv = c.post(
             url, content=frame.to_csv(index=False), headers={"Content-Type": "text/csv"}
         ).json()
+        arrow, parquet = (
+            c.post(url, content=content, headers={"Content-Type": kind}).json()
+            for kind, content in tables(frame).items()
+        )
     assert one["path"] == "fast" and few["path"] == "fast" and many["path"] == "pipeline"
-    for answer in (many, columnar, csv):
+    for answer in (many, columnar, csv, arrow, parquet):
         got = [p[">50K"] for p in answer["probabilities"]]
         assert np.allclose(got, expected, rtol=0, atol=1e-12)
         assert answer["predictions"] == np.where(expected > 0.5, ">50K", "<=50K").tolist()
@@ -299,12 +322,15 @@ def test_fast_path_equals_the_pipeline_on_every_adult_test_row(server):
     with initialize_config_module("automl.conf.apps", version_base="1.3"):
         cfg = compose("serve", overrides=[f"paths.output_dir={server['root']}"])
     registry = Registry(cfg.registry.uri, cfg.registry.store)
-    served = ModelCache(registry, cfg.cache, cfg.fast_path, cfg.contributions).get(ADULT, 1)
+    cache = ModelCache(registry, cfg.cache, cfg.fast_path, cfg.compiled, cfg.contributions)
+    served = cache.get(ADULT, 1)
     frame = adult_test_frame()
-    expected = served.model.predict_proba(frame).to_numpy()
-    got = np.vstack([served.score_fast([r])[0] for r in frame.to_dict("records")])
+    model = served.model
+    expected = model.pipeline.predict_proba(model.prepare(frame))
+    got = np.vstack([served.score_fast([r]) for r in frame.to_dict("records")])
     assert got.shape == expected.shape == (16281, 2)
     assert np.array_equal(got, expected)  # bit for bit, not approximately
+    assert np.array_equal(model.predict_proba(frame).to_numpy(), expected)  # compiled batch
     # and through HTTP, record by record, with the raw values ('?' markers, spaces)
     rows = frame.head(100).to_dict("records")
     rows[0]["workclass"] = "  " + str(rows[0]["workclass"])
@@ -313,6 +339,34 @@ def test_fast_path_equals_the_pipeline_on_every_adult_test_row(server):
             answer = c.post(f"/v1/models/{ADULT}/predict?version=1", json=row).json()
             assert answer["path"] == "fast"
             assert answer["probabilities"][0][">50K"] == expected[i, 1]
+
+
+def test_the_predict_shortcut_answers_as_the_route(server):
+    """Without a query string, predict skips FastAPI's routing and dependency solving (the
+    shortcut); its answers and its errors are the route's (``?contributions=false`` takes
+    the route with the same meaning)."""
+    row = json.dumps(records(1)[0])
+    batch = json.dumps(records(8))
+    cases = [
+        ("vera", ADULT, row),  # one record: the fast path
+        ("vera", ADULT, batch),  # past fast_path.max_rows: the pipeline
+        (None, ADULT, row),  # 401: no key
+        ("otto", ADULT, row),  # 403: no role on the project
+        ("otto", "other.nothing", row),  # 404 (after the role check)
+        ("vera", ADULT, "{not json"),  # 400
+        ("vera", ADULT, json.dumps({"age": "old"})),  # 422: the contract
+    ]
+    for user, name, body in cases:
+        with client(server, user) as c:
+            url = f"/v1/models/{name}/predict"
+            headers = {"Content-Type": "application/json"}
+            short = c.post(url, content=body, headers=headers)
+            routed = c.post(f"{url}?contributions=false", content=body, headers=headers)
+        assert short.status_code == routed.status_code, (user, name, short.text)
+        got, want = short.json(), routed.json()
+        if short.status_code == 200:
+            assert got.pop("request_id") != want.pop("request_id")
+        assert got == want, (user, name)
 
 
 def test_contributions_add_up_to_the_probability(server):
@@ -368,7 +422,9 @@ def record(**changes):
         ("columnar shape", 422, None, "a list of 14 values"),
         ("oversized body", 413, None, "at most 200000"),
         ("too many rows", 413, None, "at most 1000"),
-        ("content type", 415, None, "use application/json or text/csv"),
+        ("content type", 415, None, "use application/json, text/csv"),
+        ("malformed Parquet", 400, None, "malformed parquet body"),
+        ("Parquet over the row limit", 413, None, "at most 1000"),
         ("bad version", 404, None, "no version 9"),
         ("unknown alias", 404, None, "no alias 'nope'"),
     ],
@@ -395,6 +451,14 @@ def test_bad_input(server, case, status, column, text):
         "too many rows": lambda: bad(server, {"columns": ["age"], "data": [[1]] * 1001}),
         "content type": lambda: bad(
             server, content=b"age=3", headers={"Content-Type": "text/plain"}
+        ),
+        "malformed Parquet": lambda: bad(
+            server, content=b"PAR1 not really", headers={"Content-Type": PARQUET}
+        ),
+        "Parquet over the row limit": lambda: bad(
+            server,
+            content=tables(pd.DataFrame({"age": range(1001)}))[PARQUET],
+            headers={"Content-Type": PARQUET},
         ),
         "bad version": lambda: bad(server, record(), params={"version": 9}),
         "unknown alias": lambda: bad(server, record(), params={"alias": "nope"}),
@@ -568,13 +632,12 @@ def test_lru_cache_drops_the_oldest_model_and_in_flight_objects_keep_working(ser
 
     with initialize_config_module("automl.conf.apps", version_base="1.3"):
         cfg = compose("serve", overrides=[f"paths.output_dir={server['root']}", "cache.size=1"])
-    cache = ModelCache(
-        Registry(cfg.registry.uri, cfg.registry.store), cfg.cache, cfg.fast_path, cfg.contributions
-    )
+    registry = Registry(cfg.registry.uri, cfg.registry.store)
+    cache = ModelCache(registry, cfg.cache, cfg.fast_path, cfg.compiled, cfg.contributions)
     first = cache.get(ADULT, 1)
     cache.get(IRIS, cache.resolve(IRIS)[1])
     assert cache.cached() == [(IRIS, 1)]
-    assert first.score_fast(records(1))[0].shape == (1, 2)  # still usable after eviction
+    assert first.score_fast(records(1)).shape == (1, 2)  # still usable after eviction
     assert cache.resolve(f"{ADULT}@production") == (ADULT, 1)
 
 

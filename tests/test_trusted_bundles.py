@@ -86,8 +86,7 @@ def test_version_numbers_are_never_reused_and_the_cache_serves_the_new_model(rac
     registry, bundle, manifest = race
     assert [registry.register("race", bundle, manifest, bundle) for _ in range(2)] == [1, 2]
     cfg = SimpleNamespace(size=4, resolve_ttl=0.0)
-    fast_path = SimpleNamespace(enabled=False, compilers={}, predictors={})
-    cache = ModelCache(registry, cfg, fast_path, {})
+    cache = ModelCache(registry, cfg, SimpleNamespace(enabled=False), None, {})
     old = cache.get(*cache.resolve("race"))
     assert old.version == 2
     registry.delete("race", 2)

@@ -23,6 +23,13 @@ import numpy as np
 import pandas as pd
 
 from automl.atomic import staged
+from automl.bundle.compiled import (
+    CompiledModel,
+    Compilers,
+    Fallback,
+    NotCompilable,
+    compile_estimator,
+)
 from automl.bundle.explain import Explainer, Settings, empty_explanation, frame_columns
 from automl.data.contract import Contract
 from automl.data.dataset import clean
@@ -83,6 +90,8 @@ class Model:
         self.explainers_lock = threading.Lock()
         self.contract = Contract.from_config(manifest["contract"], name=manifest["dataset"])
         self.input_contract = self.contract.without(manifest["target"])
+        self._compiled: CompiledModel | None = None
+        self.compile_status = ""  # "compiled", or why the pipeline scores (set by compile)
 
     @property
     def task(self) -> str:
@@ -96,11 +105,47 @@ class Model:
         """Clean ``frame`` as in training and check it against the input contract."""
         return self.input_contract.validate(clean(frame, self.manifest["clean"]))
 
+    def compile(self, cfg: Any = None) -> str:
+        """Compile the model for scoring (``automl.bundle.compiled``) with the ``compiled``
+        config node (None or empty: the shipped ``conf/common/compiled/default.yaml``); returns
+        "compiled", or why its pipeline scores instead (also kept in ``compile_status``)."""
+        self._compiled = None
+        if cfg and not cfg.get("enabled", True):
+            self.compile_status = "disabled (compiled.enabled=false)"
+            return self.compile_status
+        compilers = Compilers.of(cfg) if cfg else Compilers.default()
+        try:
+            self._compiled = compile_estimator(self.pipeline, self.classes is not None, compilers)
+            self.compile_status = "compiled"
+        except NotCompilable as exc:
+            self.compile_status = f"vectorised pipeline only: {exc}"
+        return self.compile_status
+
+    @property
+    def compiled(self) -> CompiledModel | None:
+        """The compiled model (compiled with the shipped config on first use), or None."""
+        if not self.compile_status:
+            self.compile()
+        return self._compiled
+
+    def output(self, features: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, or values, for rows ``prepare`` returned: from the compiled
+        model (the pipeline's numbers, bit for bit), or the pipeline when there is none or
+        these rows need it (e.g. a category an encoder refuses: it names it)."""
+        if self.compiled is not None:
+            try:
+                return self.compiled.frame(features)
+            except Fallback:
+                pass
+        if self.classes is None:
+            return self.pipeline.predict(features)
+        return self.pipeline.predict_proba(features)
+
     def predict_proba(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Class probabilities, one column per class (classification only)."""
         if self.classes is None:
             raise AutomlError("predict_proba needs a classification model")
-        proba = self.pipeline.predict_proba(self.prepare(frame))
+        proba = self.output(self.prepare(frame))
         return pd.DataFrame(proba, columns=self.classes, index=frame.index)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
@@ -118,9 +163,9 @@ class Model:
         that pass with this, so they are not checked twice.
         """
         if self.classes is None:
-            values = self.pipeline.predict(features)
+            values = self.output(features)
             return pd.DataFrame({"prediction": values}, index=features.index)
-        proba = self.pipeline.predict_proba(features)
+        proba = self.output(features)
         columns = [f"proba_{c}" for c in self.classes]
         out = pd.DataFrame(proba, columns=columns, index=features.index)
         out.insert(0, "prediction", self.labels(proba))

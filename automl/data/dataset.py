@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,13 +53,32 @@ def clean(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
         if not (pd.api.types.is_string_dtype(series) or series.dtype == object):
             continue
         if spec.get("strip_whitespace", True):  # strings only: mixed columns keep their numbers
-            series = series.map(lambda v: v.strip() if isinstance(v, str) else v)
+            series = map_distinct(series, strip)
         if markers:
             series = series.where(~series.isin(markers), np.nan)
         if col in suffixes:
             series = series.str.removesuffix(suffixes[col])
         frame[col] = series
     return frame
+
+
+def strip(value: Any) -> Any:
+    """A string without leading and trailing whitespace; anything else as it is."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def map_distinct(series: pd.Series, function: Callable[[Any], Any]) -> pd.Series:
+    """``series.map(function)``, calling ``function`` once per distinct value of a string
+    column (categories repeat: a million rows of a dozen values are a dozen calls). Other
+    columns are mapped value by value (``1``, ``1.0`` and ``True`` are one value to
+    ``factorize``, not to ``str``). Missing values stay missing."""
+    if not isinstance(series.dtype, pd.StringDtype):
+        return series.map(function)
+    codes, distinct = pd.factorize(series)
+    if 2 * len(distinct) > len(series):  # mostly distinct: one call per row costs less
+        return series.map(function)
+    mapped = pd.Series(distinct).map(function).array
+    return pd.Series(mapped.take(codes, allow_fill=True), index=series.index, name=series.name)
 
 
 def infer_task(target: pd.Series, max_classes: int) -> str:

@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
+from automl.bundle.compiled import blend
 from automl.errors import ConfigError
 from automl.models.fitting import score_predictions
 
@@ -65,10 +66,7 @@ class WeightedEnsemble(BaseEstimator):
         return self.classes_[np.argmax(proba, axis=1)]
 
     def _blend(self, X: Any, method: str) -> np.ndarray:
-        total = sum(
-            w * getattr(m, method)(X) for m, w in zip(self.members_, self.weights, strict=True)
-        )
-        return total / float(np.sum(self.weights))
+        return blend([getattr(m, method)(X) for m in self.members_], self.weights)
 
     @property
     def leader(self) -> Any:

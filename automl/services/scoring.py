@@ -344,6 +344,7 @@ def predict_file(cfg: Any) -> BatchSummary:
         model.explainer(explain)  # a bundle that cannot be explained fails before any output
     if n_jobs > 1:
         one_thread_each(model.pipeline)
+    log.info("model %s: %s", cfg.model, model.compile(cfg.get("compiled")))
     started = time.perf_counter()
     scorer = ChunkScorer(model, bool(cfg.keep_columns), on_bad_rows, explain)
     show = bool(cfg.get("progress", True)) and sys.stderr.isatty()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,7 +28,7 @@ from automl.plain import jsonable
 from automl.redact import RedactingFilter
 from automl.services.identity import AccessDenied
 from automl.serving import ui
-from automl.serving.deps import Server
+from automl.serving.deps import LimitedRequest, Server
 from automl.serving.inputs import ApiError
 from automl.serving.limits import RequestLimits
 from automl.serving.prediction_log import PredictionLogger
@@ -65,6 +66,7 @@ def create_app(cfg: Any) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.server = state
+    app.add_middleware(PredictShortcut, state=state)  # inside the limits (added later)
     app.add_middleware(
         RequestLimits,
         max_concurrent=int(cfg.limits.max_concurrent_requests),
@@ -78,6 +80,36 @@ def create_app(cfg: Any) -> FastAPI:
     if cfg.ui.enabled:
         ui.install(app, cfg)
     return app
+
+
+PREDICT_PATH = re.compile(r"/v1/models/([^/]+)/predict")
+
+
+class PredictShortcut:
+    """ASGI middleware: ``POST /v1/models/{name}/predict`` without a query string goes
+    straight to :func:`automl.serving.routes.predict.shortcut` (the same checks and handler
+    as the route, without FastAPI's per-request routing and dependency solving, most of a
+    one-record request's time); every other request, and the route's documentation, is
+    the app's. Errors are answered as the app's handlers answer them."""
+
+    def __init__(self, app: Any, state: Server) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        found = None
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope["query_string"]:
+            found = PREDICT_PATH.fullmatch(scope["path"])
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            response = await predict.shortcut(self.state, LimitedRequest(scope, receive), found[1])
+        except ApiError as exc:
+            response = error(exc.status, exc.message, exc.errors)
+        except AccessDenied as exc:
+            response = error(403, str(exc))
+        await response(scope, receive, send)
 
 
 def error(status: int, message: str, errors: list[dict] | None = None) -> JSONResponse:

@@ -30,6 +30,16 @@ from automl.serving.models import ModelCache, ServedModel
 from automl.serving.prediction_log import PredictionLogger
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The sizes every predict request is checked against, read from the config once
+    (a config lookup costs microseconds, many times per request)."""
+
+    max_body_bytes: int
+    max_batch_rows: int
+    fast_rows: int  # requests with at most this many records take the fast path
+
+
 @dataclass
 class Server:
     """The state of one app, built from the composed serve config."""
@@ -40,6 +50,7 @@ class Server:
     auth: AuthStore
     metrics: Metrics
     alerter: Alerter
+    limits: Limits
     logger: PredictionLogger | None = None
     ready: bool = False
 
@@ -49,8 +60,13 @@ class Server:
         auth = AuthStore(cfg.auth.url, ttl=cfg.auth.cache_ttl)
         return cls(
             cfg=cfg,
+            limits=Limits(
+                int(cfg.limits.max_body_bytes),
+                int(cfg.limits.max_batch_rows),
+                int(cfg.fast_path.max_rows),
+            ),
             models=RegistryService(registry, auth),
-            cache=ModelCache(registry, cfg.cache, cfg.fast_path, cfg.contributions),
+            cache=ModelCache(registry, cfg.cache, cfg.fast_path, cfg.compiled, cfg.contributions),
             auth=auth,
             metrics=Metrics(list(cfg.metrics.latency_buckets)),
             alerter=Alerter(cfg.monitoring.alerts),
@@ -92,7 +108,7 @@ class LimitedRequest(Request):
 
     async def body(self) -> bytes:
         if not hasattr(self, "_body"):
-            limit = int(self.app.state.server.cfg.limits.max_body_bytes)
+            limit = self.app.state.server.limits.max_body_bytes
             self._body = await read_body(self, limit)
         return self._body
 
@@ -109,12 +125,16 @@ class LimitedRoute(APIRoute):
         return limited
 
 
-def server(request: Request) -> Server:
+# Dependencies are ``async`` even when they do not wait: FastAPI runs a plain ``def``
+# dependency in its thread pool, a thread hand-off per request.
+
+
+async def server(request: Request) -> Server:
     """The app's :class:`Server`."""
     return request.app.state.server
 
 
-def clock() -> float:
+async def clock() -> float:
     """When the request's handling began (the first dependency of timed routes)."""
     return time.perf_counter()
 
@@ -131,13 +151,27 @@ async def caller(
     token: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
 ) -> Caller:
     """The identity of the request's API key (``X-API-Key`` or ``Authorization: Bearer``)."""
-    key = key or (token.credentials if token is not None else None)
+    return await authenticated(state, key or (token.credentials if token is not None else None))
+
+
+async def authenticated(state: Server, key: str | None) -> Caller:
+    """The identity of ``key`` (401 without one, or for an unknown or revoked one)."""
     if not key:
         raise ApiError(401, "no API key: send 'Authorization: Bearer <key>'")
     found = await identify(state, key)
     if found is None:
         raise ApiError(401, "unknown or revoked API key")
     return found
+
+
+def key_of(headers: Any) -> str | None:
+    """The API key of request headers, read as the ``X-API-Key`` and bearer schemes of
+    :func:`caller` read it (for the predict shortcut, which has no dependencies)."""
+    key = headers.get("x-api-key")
+    if key:
+        return key
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    return credentials if scheme.lower() == "bearer" and credentials else None
 
 
 async def maybe_caller(
@@ -166,11 +200,16 @@ def model_role(role: str) -> Callable[..., Awaitable[str]]:
     """A dependency: the path's model name, once the caller has ``role`` on its project."""
 
     async def check(name: ModelName, who: CallerDep) -> str:
-        if not who.can(project_of(name), role):
-            raise denied(who.user, role, f"model '{name}'")
-        return name
+        return allowed(who, name, role)
 
     return check
+
+
+def allowed(who: Caller, name: str, role: str) -> str:
+    """``name``, once ``who`` has ``role`` on the model's project (403 otherwise)."""
+    if not who.can(project_of(name), role):
+        raise denied(who.user, role, f"model '{name}'")
+    return name
 
 
 def project_role(role: str) -> Callable[..., Awaitable[str]]:

@@ -1,6 +1,10 @@
 """Models as the server holds them: loaded lazily into an LRU cache, compiled for the fast
 path, and found by reference with a short-lived cache of the registry's answer.
 
+A model is compiled when it loads (``Model.compile`` with the ``compiled`` config): its
+batches are then scored by the compiled model, and up to ``fast_path.max_rows`` records
+by the fast path (``FastPath``: records -> plain-Python rows -> the compiled model).
+
 A request resolves its reference (``name``, ``name@alias`` or ``name/3``) to a version at
 most ``resolve_ttl`` seconds old, then takes that version's model from the cache (loading
 it on a miss). A request in flight keeps the object it took, so an alias move or an
@@ -22,30 +26,10 @@ import pandas as pd
 from automl.bundle.explain import Explanation, Settings
 from automl.bundle.model import Model
 from automl.bundle.registry import Registry
-from automl.config import build
 from automl.services.scoring import one_thread_each
-from automl.serving.fastpath import Fallback, FastPath, NotCompilable
+from automl.serving.fastpath import Fallback, FastPath
 
 log = logging.getLogger(__name__)
-
-
-def load_class(path: str) -> type | None:
-    """The class at a dotted path, or None when its library is not installed."""
-    module, _, name = path.rpartition(".")
-    try:
-        return getattr(__import__(module, fromlist=[name]), name)
-    except ImportError:
-        return None
-
-
-def class_table(nodes: dict[str, Any], key: str, value: str) -> list[tuple[type, Any]]:
-    """``{name: {key: class path, value: node}}`` from config as (class, built object) pairs."""
-    table = []
-    for node in nodes.values():
-        cls = load_class(node[key])
-        if cls is not None:
-            table.append((cls, build(node[value])))
-    return table
 
 
 @dataclass
@@ -61,16 +45,13 @@ class ServedModel:
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """The vectorised path on rows ``Model.prepare`` returned: probabilities or values."""
-        if self.model.classes is None:
-            return self.model.pipeline.predict(features)
-        return self.model.pipeline.predict_proba(features)
+        return self.model.output(features)
 
-    def score_fast(self, records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-        """The compiled path: raw output and the feature matrix (``Fallback`` if it can't)."""
+    def score_fast(self, records: list[dict]) -> np.ndarray:
+        """The fast path on records: probabilities or values (``Fallback`` if it can't)."""
         if self.fast is None:
             raise Fallback
-        X = self.fast.matrix(records)
-        return self.fast.predict(X), X
+        return self.fast.predict(records)
 
     def contributions(self, features: pd.DataFrame) -> Explanation:
         """Each input column's contribution to each row's output (rows as ``Model.prepare``
@@ -86,13 +67,14 @@ class ModelCache:
     bundle against the hashes recorded at registration before it is unpickled.
     """
 
-    def __init__(self, registry: Registry, cfg: Any, fast_path: Any, contributions: Any) -> None:
+    def __init__(
+        self, registry: Registry, cfg: Any, fast_path: Any, compiled: Any, contributions: Any
+    ) -> None:
         self.registry = registry
         self.size = int(cfg.size)
         self.ttl = float(cfg.resolve_ttl)
         self.fast_enabled = bool(fast_path.enabled)
-        self.compilers = class_table(fast_path.compilers, "step", "compile")
-        self.predictors = class_table(fast_path.predictors, "estimator", "predict")
+        self.compiled = compiled  # the `compiled` config node (how models are compiled)
         self.explain_settings = Settings.of(contributions)
         self.models: OrderedDict[tuple[str, int], ServedModel] = OrderedDict()
         self.resolved: dict[str, tuple[float, tuple[str, int]]] = {}
@@ -146,12 +128,12 @@ class ModelCache:
         started = time.perf_counter()
         model = self.registry.load(f"{name}/{version}")
         one_thread_each(model.pipeline)
-        fast, reason = None, "disabled (fast_path.enabled=false)"
-        if self.fast_enabled:
-            try:
-                fast, reason = FastPath(model, self.compilers, self.predictors), "compiled"
-            except NotCompilable as exc:
-                reason = f"vectorised pipeline only: {exc}"
+        reason = model.compile(self.compiled)
+        fast = None
+        if not self.fast_enabled:
+            reason = "disabled (fast_path.enabled=false)"
+        elif model.compiled is not None:
+            fast = FastPath(model)
         log.info(
             "loaded %s/%d in %.2f s; fast path: %s",
             name,

@@ -19,11 +19,11 @@ import json
 import logging
 import math
 import os
-import queue
 import sqlite3
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from contextlib import closing
 from pathlib import Path
@@ -277,7 +277,9 @@ class PredictionLogger:
         self.store = open_store(cfg.store)
         self.batch_size = int(cfg.batch_size)
         self.flush_seconds = float(cfg.flush_seconds)
-        self.queue: queue.Queue = queue.Queue()  # bounded in records by ``put``
+        self.items: deque[tuple] = deque()  # requests append, the thread takes (no wake-up
+        # per request: the thread is woken when a batch is due, on sync and on close)
+        self.wake = threading.Event()
         self.max_queued = int(cfg.queue_size)
         self.queued = 0  # records on the queue
         self.lock = threading.Lock()
@@ -293,7 +295,7 @@ class PredictionLogger:
         request_id: str,
         model: str,
         version: int,
-        inputs: list[dict],
+        inputs: list[dict] | pd.DataFrame,
         predictions: list,
         proba: np.ndarray | None,
         classes: list[str] | None,
@@ -314,7 +316,10 @@ class PredictionLogger:
                 self.dropped += records
             else:
                 self.queued += records
-                self.queue.put_nowait(item)
+                self.items.append(item)
+            due = self.queued >= self.batch_size
+        if due:
+            self.wake.set()
         if full:
             self.count("queue_full", records)
             if time.monotonic() - self.warned > 10:  # at most one line per 10 s
@@ -352,36 +357,34 @@ class PredictionLogger:
             return []
 
     def run(self) -> None:
+        """Write what is queued every ``flush_seconds``, or as soon as ``batch_size``
+        records wait, a ``sync`` asks or ``close`` comes."""
         rows: list[tuple] = []
         feedback: list[tuple] = []
         deadline = time.monotonic() + self.flush_seconds
         stop = False
         while not stop:
-            try:
-                item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                item = None
-            if item is not None and item[0] in "pf":
-                self.taken(item)
-            if item is None:
-                pass
-            elif item[0] == "p":
-                rows.extend(self.records(item))
-            elif item[0] == "f":
-                feedback.extend(self.records(item))
-            elif item[0] == "sync":
-                deadline = time.monotonic()  # write now, then tell the caller
-            else:  # close
-                stop = True
-            due = time.monotonic() >= deadline
+            self.wake.wait(max(0.0, deadline - time.monotonic()))
+            self.wake.clear()
+            synced = []
+            while self.items:
+                item = self.items.popleft()
+                if item[0] in "pf":
+                    self.taken(item)
+                    (rows if item[0] == "p" else feedback).extend(self.records(item))
+                elif item[0] == "sync":
+                    synced.append(item[1])
+                else:  # close
+                    stop = True
+            now = time.monotonic()
             pending = len(rows) + len(feedback)
-            if pending and (due or stop or pending >= self.batch_size):
+            if pending and (now >= deadline or synced or stop or pending >= self.batch_size):
                 self.flush(rows, feedback)
                 rows, feedback = [], []
-            if due or item is None:
-                deadline = time.monotonic() + self.flush_seconds
-            if item is not None and item[0] == "sync":
-                item[1].set()
+            if now >= deadline:
+                deadline = now + self.flush_seconds
+            for done in synced:
+                done.set()
 
     def flush(self, rows: list[tuple], feedback: list[tuple]) -> None:
         """Write a batch; tried twice, then in halves so that only bad records are lost."""
@@ -416,12 +419,14 @@ class PredictionLogger:
         """Wait until everything queued so far is written (for reading the log back);
         False when that did not happen within ``timeout`` seconds."""
         done = threading.Event()
-        self.queue.put(("sync", done))
+        self.items.append(("sync", done))
+        self.wake.set()
         return done.wait(timeout)
 
     def close(self, timeout: float | None = None) -> None:
         """Write everything queued and stop the thread (waiting at most ``timeout`` s)."""
-        self.queue.put(("close",))
+        self.items.append(("close",))
+        self.wake.set()
         self.thread.join(timeout)
         if self.thread.is_alive():
             log.error("prediction log: %d records not written at shutdown", self.queued)
@@ -436,6 +441,8 @@ def split(parts: Iterable[tuple[str, tuple]]) -> tuple[list[tuple], list[tuple]]
 def expand(item: tuple) -> list[tuple]:
     """One logged request as one row per record."""
     _, request_id, ts, model, version, inputs, predictions, proba, classes = item
+    if isinstance(inputs, pd.DataFrame):  # a columnar body: its records, made here (off
+        inputs = inputs.to_dict("records")  # the request path)
     rows = []
     for i, (record, prediction) in enumerate(zip(inputs, predictions)):
         probs = None if proba is None else dumps(dict(zip(classes, proba[i].tolist())))
