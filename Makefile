@@ -41,13 +41,23 @@ lint: $(STAMP)  ## ruff, and the layer contracts of pyproject.toml (import-linte
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
-	$(BIN)/python bench/train_vs_lightgbm.py
+.PHONY: wrk
+wrk:  ## the HTTP load generator of bench/serve_load.py, installed when missing (apt)
+	@if command -v wrk >/dev/null; then exit 0; fi; \
+	echo "wrk is missing: installing it with apt-get (bench/serve_load.py's load generator)"; \
+	SUDO=; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	$$SUDO apt-get install -y --no-install-recommends wrk || { $$SUDO apt-get update && \
+		$$SUDO apt-get install -y --no-install-recommends wrk; } || \
+		echo "WARNING: could not install wrk: bench/serve_load.py falls back to its Python client"
+
+bench: $(STAMP) wrk  ## every benchmark, one after another (the figures of docs/benchmarks.md)
+	$(BIN)/python bench/serve_load.py --seconds 8   # first: needs the two cores to itself
 	$(BIN)/python bench/score_at_scale.py
+	$(BIN)/python bench/train_vs_lightgbm.py
+	$(BIN)/python bench/scaling.py --plot docs/img/scaling.png
 	$(BIN)/python bench/registry_compare.py
 	$(BIN)/python bench/ingest_at_scale.py
 	$(BIN)/python bench/monitor_at_scale.py
-	$(BIN)/python bench/serve_load.py
 	$(BIN)/python bench/ui_pages.py
 	$(BIN)/python bench/startup.py   # where the default job's wall time goes, phase by phase
 	$(BIN)/python -m pip install --quiet -e ".[bench]"   # FLAML, for the comparison only

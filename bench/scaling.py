@@ -4,7 +4,7 @@ Two data sets, each at every ``--rows`` size:
 
   * adult resampled: rows drawn with replacement from adult-train.csv (read with the
     reader of conf/dataset/adult.yaml), written to Parquet and trained as ``dataset=adult``
-    with its source pointed at that file and no test file (the holdout is split off);
+    with its source pointed at that file and no test file (the test split is taken from it);
   * synthetic 50 columns: ``make_classification`` (50 features, 20 informative), of which
     10 informative ones are binned into categorical strings of 20 to 47 levels and 40 stay
     numeric, written to Parquet and trained through a data set YAML in a temporary folder.
@@ -14,8 +14,9 @@ peak RSS (``VmHWM``: the interpreter and libraries included) is that measure's a
 
   * train s ours: one training job, ``model=lgbm search.n_trials=1`` without plots,
     bootstrap intervals, permutation importance, tracking or registry: load, clean,
-    validate and split the data, one trial (5-fold CV, or one holdout split above
-    ``search.holdout_above`` training rows), refit (early-stopped), evaluate on the test
+    validate and split the data, one trial (5-fold CV; one holdout split above
+    ``search.holdout_above``, 100,000 training rows: at 1M rows), refit (early-stopped),
+    evaluate on the test
     split, profile the training rows for monitoring, write the bundle; wall seconds of
     ``train`` (imports and composing the config not counted);
   * train s bare: ``lightgbm.LGBMClassifier`` with the trained booster's parameters and
@@ -29,15 +30,18 @@ peak RSS (``VmHWM``: the interpreter and libraries included) is that measure's a
 
 Prints one Markdown table (ratios: train ours / bare, score ours / bare) and the trees
 each model kept; ``--plot`` writes a PNG (train seconds and score rows/s against rows,
-log-log), ``--csv`` the table's figures. ``--budget-run`` also trains ``model=auto
+log-log), ``--csv`` the table's figures. ``--n-jobs`` sets the threads of every fit and
+predict (``n_jobs``, 2 by default as in the config); on CPUs another job is using,
+LightGBM's OpenMP threads wait on each other and times grow tenfold: run it on an idle
+machine, or with ``--n-jobs 1``. ``--budget-run`` also trains ``model=auto
 search.time_budget=300`` (default evaluation, no tracking or registry) on 1M synthetic
 rows and prints its wall time against the 300 s budget and its peak RSS (the main
 process, and the process tree with its trial workers, sampled every 0.2 s) against an
 8 GB target: about 6 minutes more. Figures are printed, never asserted.
 
 Usage: python bench/scaling.py [--data-dir ../shared/data] [--rows 10000 100000 1000000]
-       [--datasets adult synthetic] [--seed 0] [--plot scaling.png] [--csv scaling.csv]
-       [--budget-run]
+       [--datasets adult synthetic] [--seed 0] [--n-jobs 2] [--plot scaling.png]
+       [--csv scaling.csv] [--budget-run]
 """
 
 from __future__ import annotations
@@ -340,13 +344,13 @@ def in_child(measure: str, **spec: Any) -> dict:
 # ---------------------------------------------------------------- parent
 
 
-def measure_size(name: str, frame: pd.DataFrame, work: Path, conf_dir: Path) -> dict:
+def measure_size(name: str, frame: pd.DataFrame, work: Path, conf_dir: Path, n_jobs: int) -> dict:
     """The four measures of one data set at one size (``frame``: its rows, target included)."""
     rows = len(frame)
     data = work / f"{name}-{rows}.parquet"
     frame.to_parquet(data, index=False)
     spec = {
-        "overrides": [*dataset_overrides(name, data, conf_dir), *TRAIN],
+        "overrides": [*dataset_overrides(name, data, conf_dir), *TRAIN, f"n_jobs={n_jobs}"],
         "run": str(work / f"run-{name}-{rows}"),
         "data": str(data),
         "target": target_of(name),
@@ -419,7 +423,7 @@ def plot(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def budget_run(work: Path, conf_dir: Path, seed: int) -> None:
+def budget_run(work: Path, conf_dir: Path, seed: int, n_jobs: int) -> None:
     """``model=auto search.time_budget=300`` on 1M synthetic rows, in a child; printed."""
     data = work / f"{SYNTHETIC}-budget.parquet"
     synthetic(BUDGET_ROWS, seed).to_parquet(data, index=False)
@@ -430,6 +434,7 @@ def budget_run(work: Path, conf_dir: Path, seed: int) -> None:
         "tracking=none",
         "registry.enabled=false",
         "progress=false",
+        f"n_jobs={n_jobs}",
     ]
     result = in_child("budget", overrides=overrides, run=str(work / "run-budget"))
     in_time = result["seconds"] <= BUDGET_S
@@ -452,6 +457,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--datasets", nargs="+", choices=list(LABELS), default=list(LABELS))
     parser.add_argument("--seed", type=int, default=0, help="resampling and generation seed")
+    parser.add_argument("--n-jobs", type=int, default=2, help="threads per fit and predict")
     parser.add_argument("--plot", type=Path, help="write the two-panel PNG here")
     parser.add_argument("--csv", type=Path, help="write the table's figures here")
     parser.add_argument("--budget-run", action="store_true", help="also model=auto, 300 s")
@@ -475,7 +481,7 @@ def main() -> None:
                 frame = resample(adult, rows, args.seed) if name == "adult" else None
                 if frame is None:
                     frame = synthetic(rows, args.seed)
-                results.append(measure_size(name, frame, work, conf_dir))
+                results.append(measure_size(name, frame, work, conf_dir, args.n_jobs))
                 del frame
                 print(
                     f"  {LABELS[name]}, {rows:,} rows: measured in "
@@ -483,7 +489,8 @@ def main() -> None:
                     file=sys.stderr,
                 )
         print(
-            f"\nhow cost grows: one model=lgbm trial per size, {os.cpu_count()} CPUs, "
+            f"\nhow cost grows: one model=lgbm trial per size, n_jobs={args.n_jobs}, "
+            f"{os.cpu_count()} CPUs, "
             "each measure in its own process (peak RSS = VmHWM of that process)\n"
         )
         print(markdown(results))
@@ -496,7 +503,7 @@ def main() -> None:
             plot(results, args.plot)
             print(f"plot written to {args.plot}")
         if args.budget_run:
-            budget_run(work, conf_dir, args.seed)
+            budget_run(work, conf_dir, args.seed, args.n_jobs)
 
 
 if __name__ == "__main__":
