@@ -97,11 +97,50 @@ class Contract:
             raise ContractError(f"{self.name}: the input has no rows")
         self.check_columns(list(frame.columns))
         prepared = self.prepare(frame)
+        passed = self.passes(prepared)
+        if passed is not None:
+            return passed
         try:
             return self.schema(list(prepared.columns)).validate(prepared, lazy=True)
         except pa.errors.SchemaErrors as exc:
             failures = summarize_failures(exc.failure_cases)
             raise ContractError(format_failures(self.name, failures), failures) from None
+
+    def passes(self, prepared: pd.DataFrame) -> pd.DataFrame | None:
+        """``prepared`` typed as Pandera returns it, when a few vectorised checks per
+        column show that every check of the contract passes; None when one fails, or a
+        column needs Pandera's own conversion or checks (values of another type, date-times,
+        unique columns): Pandera then decides, and names what fails.
+
+        Pandera costs about a millisecond a column whatever the rows; a request of a few
+        rows, or a chunk, that passes (the usual case) does not pay it. tests/test_contract.py
+        checks that this agrees with Pandera."""
+        numeric = []
+        for col in prepared.columns:
+            spec, series = self.columns[col], prepared[col]
+            if spec.unique or spec.dtype not in (*NUMERIC_DTYPES, "category"):
+                return None
+            missing = series.isna().to_numpy()
+            if not spec.nullable and missing.any():
+                return None
+            if spec.dtype == "category":
+                allowed = None if spec.allowed is None else [str(v) for v in spec.allowed]
+            else:
+                kind = series.dtype
+                if not pd.api.types.is_numeric_dtype(kind) or pd.api.types.is_bool_dtype(kind):
+                    return None
+                values = series.to_numpy(dtype=np.float64, na_value=np.nan)[~missing]
+                if np.isinf(values).any():
+                    return None
+                if spec.min is not None and (values < spec.min).any():
+                    return None
+                if spec.max is not None and (values > spec.max).any():
+                    return None
+                numeric.append(col)
+                allowed = spec.allowed
+            if allowed is not None and not series[~missing].isin(allowed).all():
+                return None
+        return prepared.astype(dict.fromkeys(numeric, "float64")) if numeric else prepared
 
     def failing_rows(self, frame: pd.DataFrame) -> pd.Series:
         """For each row of ``frame``, why it breaks the contract ('' when it passes).
