@@ -128,7 +128,7 @@ async def visitor(request: Request) -> Visitor | None:
     session = keeper.read(request.cookies.get(COOKIE))
     if session is None:
         return None
-    state: Server = server(request)
+    state: Server = await server(request)
     known, found = state.auth.remembered(f"id:{session.key_id}")
     if not known:
         found = await run_in_threadpool(state.auth.holder, session.key_id)
