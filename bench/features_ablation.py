@@ -6,6 +6,7 @@ One trial per run (the family's default parameters), so the features are what ch
 Figures are printed as a Markdown table (and written to ``--out`` as CSV), never asserted.
 
     .venv/bin/python bench/features_ablation.py [--seeds 3] [--datasets adult abalone ...]
+        [override ...]   # e.g. evaluation.bootstrap=0 evaluation.importance_rows=0
 """
 
 from __future__ import annotations
@@ -47,11 +48,13 @@ def choices() -> list[str]:
     return sets + across
 
 
-def cell(dataset: str, model: str, choice: str, seed: int, out: Path) -> dict:
+def cell(
+    dataset: str, model: str, choice: str, seed: int, out: Path, extra: list[str] = ()
+) -> dict:
     """One training: the test metric and the seconds it took (or why it could not run)."""
     cfg = compose_train(
         [f"dataset={dataset}", f"model={model}", choice, f"seed={seed}", *RUN,
-         f"paths.output_dir={out}"]
+         f"paths.output_dir={out}", *extra]
     )  # fmt: skip
     started = time.perf_counter()
     try:
@@ -70,6 +73,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="*", default=DATASETS)
     parser.add_argument("--models", nargs="*", default=MODELS)
     parser.add_argument("--out", type=Path, default=None, help="a CSV of every cell")
+    parser.add_argument("overrides", nargs="*", help="config overrides for every cell")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="automl-ablation-") as tmp:
@@ -79,7 +83,7 @@ def main() -> None:
                     if choice == "features=none" and model == "linear":
                         continue  # native categoricals are for the boosters
                     for seed in range(args.seeds):
-                        found = cell(dataset, model, choice, seed, Path(tmp))
+                        found = cell(dataset, model, choice, seed, Path(tmp), args.overrides)
                         rows.append({"dataset": dataset, "model": model, "choice": choice,
                                      "seed": seed, **found})  # fmt: skip
                         print(rows[-1], flush=True)
