@@ -74,7 +74,8 @@ def awkward(model: Model, frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.parametrize(
     "dataset, families, combine",
     [
-        ("horse_colic", ["lgbm"], "one"),
+        # one LightGBM pipeline: every adult test row in tests/test_serve.py
+        pytest.param("horse_colic", ["lgbm"], "one", marks=pytest.mark.slow),
         ("horse_colic", ["lgbm", "linear"], "ensemble"),
         ("horse_colic", ["linear", "rf"], "calibrated"),
         ("abalone", ["lgbm", "linear"], "ensemble"),
