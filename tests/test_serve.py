@@ -424,6 +424,7 @@ def record(**changes):
         ("too many rows", 413, None, "at most 1000"),
         ("content type", 415, None, "use application/json, text/csv"),
         ("malformed Parquet", 400, None, "malformed parquet body"),
+        ("malformed Arrow", 400, None, "malformed stream body"),
         ("Parquet over the row limit", 413, None, "at most 1000"),
         ("bad version", 404, None, "no version 9"),
         ("unknown alias", 404, None, "no alias 'nope'"),
@@ -454,6 +455,11 @@ def test_bad_input(server, case, status, column, text):
         ),
         "malformed Parquet": lambda: bad(
             server, content=b"PAR1 not really", headers={"Content-Type": PARQUET}
+        ),
+        "malformed Arrow": lambda: bad(
+            server,
+            content=b"\xff\xff\xff\xffnot arrow",
+            headers={"Content-Type": "application/vnd.apache.arrow.stream"},
         ),
         "Parquet over the row limit": lambda: bad(
             server,
