@@ -122,6 +122,15 @@ def server(world):
 PARQUET = "application/vnd.apache.parquet"
 
 
+def arrow_twice() -> bytes:
+    """An Arrow IPC stream whose two columns have one name (``age``)."""
+    table = pa.table([pa.array([30]), pa.array([40])], names=["age", "age"])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
 def client(server, user: str | None) -> httpx.Client:
     headers = {} if user is None else {"Authorization": f"Bearer {server['keys'][user]}"}
     return httpx.Client(base_url=server["url"], headers=headers, timeout=30)
@@ -425,6 +434,7 @@ def record(**changes):
         ("content type", 415, None, "use application/json, text/csv"),
         ("malformed Parquet", 400, None, "malformed parquet body"),
         ("malformed Arrow", 400, None, "malformed stream body"),
+        ("Arrow column named twice", 400, None, "name every column once"),
         ("Parquet over the row limit", 413, None, "at most 1000"),
         ("bad version", 404, None, "no version 9"),
         ("unknown alias", 404, None, "no alias 'nope'"),
@@ -459,6 +469,11 @@ def test_bad_input(server, case, status, column, text):
         "malformed Arrow": lambda: bad(
             server,
             content=b"\xff\xff\xff\xffnot arrow",
+            headers={"Content-Type": "application/vnd.apache.arrow.stream"},
+        ),
+        "Arrow column named twice": lambda: bad(
+            server,
+            content=arrow_twice(),
             headers={"Content-Type": "application/vnd.apache.arrow.stream"},
         ),
         "Parquet over the row limit": lambda: bad(
