@@ -134,3 +134,15 @@ def test_an_empty_compiler_table_compiles_nothing():
         compile_estimator(model.pipeline, True, Compilers([], []))
     assert model.compile({"enabled": False}) == "disabled (compiled.enabled=false)"
     assert model.compiled is None
+
+
+def test_a_big_frame_is_scored_a_chunk_at_a_time_with_the_same_result(monkeypatch):
+    import automl.bundle.model as bundle_model
+
+    model, test = fitted_model("adult", ["lgbm"])
+    whole = model.score(test)
+    proba = model.predict_proba(test)
+    monkeypatch.setattr(bundle_model, "SCORE_ROWS", 1_000)  # adult's 16,281 rows: 17 chunks
+    pd.testing.assert_frame_equal(model.score(test), whole)
+    pd.testing.assert_frame_equal(model.predict_proba(test), proba)
+    assert whole.index.equals(test.index)

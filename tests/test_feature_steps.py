@@ -29,7 +29,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from automl.features.steps import (
@@ -39,6 +39,7 @@ from automl.features.steps import (
     FrequencyEncoder,
     HashingEncoder,
     ModelImportanceSelector,
+    OneHot,
     PermutationSelector,
     TopKInteractions,
     UnivariateSelector,
@@ -117,6 +118,7 @@ CASES: list[tuple[str, Callable, str]] = [
     ("frequency", lambda: FrequencyEncoder(), "categorical"),
     ("frequency_counts", lambda: FrequencyEncoder(normalize=False, min_count=20), "categorical"),
     ("hashing", lambda: HashingEncoder(n_features=32), "categorical"),
+    ("onehot", lambda: OneHot(min_frequency=0.002, max_categories=50), "categorical"),
     ("cyclical", lambda: CyclicalDateTime(parts=(*CyclicalDateTime().parts, "minute")), "datetime"),
     ("products", lambda: TopKInteractions(k=4), "binary"),
     (
@@ -266,6 +268,51 @@ def test_frequency_encoder_counts_and_rare_categories():
 
 
 @needs_shared_data
+@needs_shared_data
+@pytest.mark.parametrize(
+    ("min_frequency", "max_categories"), [(0.002, 50), (0.05, None), (None, 3), (10, 5), (None, 1)]
+)
+def test_onehot_is_sklearns_onehot_after_a_constant_imputer(min_frequency, max_categories):
+    X, _, new = data("categorical")
+    ours = OneHot(min_frequency=min_frequency, max_categories=max_categories).fit(X)
+    theirs = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value="__missing__"),
+        OneHotEncoder(
+            handle_unknown="infrequent_if_exist",
+            min_frequency=min_frequency,
+            max_categories=max_categories,
+            sparse_output=False,
+        ),
+    ).fit(X)
+    for rows in (X, new):  # new: unseen categories and a missing value
+        assert np.array_equal(ours.transform(rows), theirs.transform(rows))
+    names = [n.replace("infrequent_sklearn", "rare") for n in theirs.get_feature_names_out()]
+    assert list(ours.get_feature_names_out()) == names
+
+
+def test_onehot_unseen_categories_go_to_the_rare_column_or_nowhere_or_are_refused():
+    train = pd.DataFrame({"colour": ["red"] * 6 + ["blue"] * 3 + ["green", None]})
+    new = pd.DataFrame({"colour": ["blue", "mauve", None]})
+    grouped = OneHot(min_frequency=2).fit(train)
+    assert list(grouped.get_feature_names_out()) == ["colour_blue", "colour_red", "colour_rare"]
+    # green and missing were seen once each: rare; mauve unseen: rare; missing: rare
+    assert grouped.transform(new).tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 1]]
+    ignored = OneHot(min_frequency=2, handle_unknown="ignore").fit(train)
+    assert ignored.transform(new).tolist() == [[1, 0, 0], [0, 0, 0], [0, 0, 1]]
+    every = OneHot().fit(train)  # nothing rare: no rare column, unseen gives zeros
+    assert list(every.get_feature_names_out()) == [
+        "colour___missing__",
+        "colour_blue",
+        "colour_green",
+        "colour_red",
+    ]
+    assert every.transform(new).tolist() == [[0, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0]]
+    with pytest.raises(ValueError, match="column 'colour' has an unknown category 'mauve'"):
+        OneHot(handle_unknown="error").fit(train).transform(new)
+    with pytest.raises(ValueError, match="handle_unknown must be"):
+        OneHot(handle_unknown="infrequent_if_exist").fit(train)
+
+
 def test_hashing_encoder_is_feature_hasher_over_column_value_tokens():
     X, _ = adult()
     new = adult_new()[CATEGORICAL]

@@ -13,7 +13,7 @@ import io
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from automl.errors import AutomlError
 log = logging.getLogger(__name__)
 PIPELINE = "pipeline.joblib"
 MANIFEST = "manifest.json"
+SCORE_ROWS = 100_000  # rows cleaned, checked and scored at once: bounds memory on big frames
 CHECKSUM = "manifest.sha256"
 PROFILE = "profile.json"
 BACKGROUND = "background.parquet"  # training rows the explanations average over
@@ -145,8 +146,12 @@ class Model:
         """Class probabilities, one column per class (classification only)."""
         if self.classes is None:
             raise AutomlError("predict_proba needs a classification model")
-        proba = self.output(self.prepare(frame))
-        return pd.DataFrame(proba, columns=self.classes, index=frame.index)
+        return in_chunks(
+            frame,
+            lambda part: pd.DataFrame(
+                self.output(self.prepare(part)), columns=self.classes, index=part.index
+            ),
+        )
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Predicted class labels, or values for regression."""
@@ -154,7 +159,7 @@ class Model:
 
     def score(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``prediction`` and, for classifiers, ``proba_<class>`` columns for each row."""
-        return self.score_valid(self.prepare(frame))
+        return in_chunks(frame, lambda part: self.score_valid(self.prepare(part)))
 
     def score_valid(self, features: pd.DataFrame) -> pd.DataFrame:
         """``score`` for rows already cleaned and checked: what ``prepare`` returns.
@@ -334,3 +339,13 @@ def load_model(ref: str | Path, registry: Any = None) -> Model:
     if Path(ref).expanduser().exists():
         return Model.load(Path(ref).expanduser())
     return (registry or Registry.default()).load(str(ref))
+
+
+def in_chunks(frame: pd.DataFrame, score: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
+    """``score(frame)``, ``SCORE_ROWS`` rows at a time (one call for a smaller frame), so a
+    big frame's cleaned and typed copies and its feature matrix exist a chunk at a time."""
+    if len(frame) <= SCORE_ROWS:
+        return score(frame)
+    return pd.concat(
+        [score(frame.iloc[i : i + SCORE_ROWS]) for i in range(0, len(frame), SCORE_ROWS)]
+    )

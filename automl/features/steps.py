@@ -165,6 +165,102 @@ class _Supervised:
 # --- categorical and date-time ---------------------------------------------------------
 
 
+class OneHot(FrameInput, TransformerMixin, BaseEstimator):
+    """One-hot columns per category, counted and looked up by pandas' hash tables.
+
+    Missing values are the category ``missing``. Categories seen in fewer than
+    ``min_frequency`` of the training rows (a share, or a count when an int), and all but
+    the ``max_categories - 1`` commonest, are grouped into one ``<col>_rare`` column, which
+    also takes categories unseen in training (``handle_unknown="rare"``); ``"ignore"`` gives
+    them all zeros, ``"error"`` refuses them. The grouping is scikit-learn's
+    ``OneHotEncoder(handle_unknown="infrequent_if_exist")`` after a constant imputer, ties
+    included, without its per-value Python counting.
+    """
+
+    def __init__(
+        self,
+        min_frequency: float | int | None = None,
+        max_categories: int | None = None,
+        handle_unknown: str = "rare",
+        missing: str = MISSING,
+    ) -> None:
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+        self.handle_unknown = handle_unknown
+        self.missing = missing
+
+    def fit(self, X, y=None):
+        if self.handle_unknown not in ("rare", "ignore", "error"):
+            raise ValueError(
+                "OneHot: handle_unknown must be 'rare', 'ignore' or 'error', "
+                f"not {self.handle_unknown!r}"
+            )
+        frame = self.fit_frame(X)
+        self.categories_, self.rare_, self.slots_ = [], [], []
+        for col in frame.columns:
+            counts = self._filled(frame[col]).value_counts(sort=False)
+            order = sorted(range(len(counts)), key=lambda i: str(counts.index[i]))
+            categories = pd.Index(counts.index[order], dtype=object)
+            rare = self._rare(counts.to_numpy()[order], len(frame))
+            # output column of each category (rare ones share the last), then of an unseen one
+            slots = np.cumsum(~rare) - 1
+            slots[rare] = (~rare).sum()
+            unseen = (~rare).sum() if rare.any() and self.handle_unknown == "rare" else -1
+            self.categories_.append(categories)
+            self.rare_.append(rare)
+            self.slots_.append(np.append(slots, unseen))
+        return self
+
+    def _filled(self, series: pd.Series) -> pd.Series:
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            series = series.astype(object)
+        return series.fillna(self.missing)
+
+    def _rare(self, counts: np.ndarray, rows: int) -> np.ndarray:
+        """Which categories (in sorted order, with their counts) are grouped as rare."""
+        rare = np.zeros(len(counts), dtype=bool)
+        if isinstance(self.min_frequency, Integral):
+            rare = counts < self.min_frequency
+        elif isinstance(self.min_frequency, Real):
+            rare = counts < rows * self.min_frequency
+        kept = len(counts) - rare.sum() + 1
+        if self.max_categories is not None and self.max_categories < kept:
+            frequent = self.max_categories - 1
+            smallest = np.argsort(counts, kind="mergesort")
+            rare[smallest if frequent == 0 else smallest[:-frequent]] = True
+        return rare
+
+    def transform(self, X) -> np.ndarray:
+        check_is_fitted(self, "categories_")
+        frame = self.frame(X)
+        widths = [int(s.max()) + 1 for s in self.slots_]
+        out = np.zeros((len(frame), sum(widths)), dtype=float)
+        rows = np.arange(len(frame))
+        offset = 0
+        for col, categories, slots, width in zip(
+            frame.columns, self.categories_, self.slots_, widths, strict=True
+        ):
+            position = categories.get_indexer(self._filled(frame[col]))
+            if self.handle_unknown == "error" and (position < 0).any():
+                value = frame[col].iloc[int(np.flatnonzero(position < 0)[0])]
+                raise ValueError(f"OneHot: column {col!r} has an unknown category {value!r}")
+            slot = slots[position]  # position -1: the unseen slot, last in slots
+            hit = slot >= 0
+            out[rows[hit], offset + slot[hit]] = 1.0
+            offset += width
+        return out
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        names = []
+        for col, categories, rare, slots in zip(
+            _names_in(self, input_features), self.categories_, self.rare_, self.slots_
+        ):
+            names += [f"{col}_{c}" for c in categories[~rare]]
+            if slots.max() >= (~rare).sum():
+                names.append(f"{col}_rare")
+        return np.asarray(names, dtype=object)
+
+
 class FrequencyEncoder(FrameInput, TransformerMixin, BaseEstimator):
     """Categories to their frequency in the training rows (unseen and rare ones to 0).
 
