@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the PostgreSQL role the store tests log in as (password: the same)
+PG_ROLE ?= automl_test
 
-.PHONY: run test coverage test-all lint bench clean
+.PHONY: run test coverage test-all lint bench bench-speed clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,13 +29,25 @@ browser:  ## Chromium for the browser test of the data profile report, installed
 			"the browser test of the data profile report will be skipped."; \
 	fi
 
-test: $(STAMP) browser  ## the test suite (without the slow end-to-end tests)
+.PHONY: postgres
+postgres:  ## PostgreSQL for the store tests: Debian's cluster started, role and database made
+	@if ! command -v pg_ctlcluster >/dev/null; then \
+		echo "PostgreSQL is not installed: the PostgreSQL store tests will be skipped."; exit 0; fi; \
+	SUDO=; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	cluster=$$(pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $$1 " " $$2}'); \
+	if [ -z "$$cluster" ]; then echo "no PostgreSQL cluster: the PostgreSQL tests will be skipped"; exit 0; fi; \
+	$$SUDO pg_ctlcluster $$cluster start >/dev/null 2>&1 || true; \
+	$$SUDO su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname='$(PG_ROLE)'\"" | grep -q 1 || \
+		$$SUDO su postgres -c "psql -qc \"CREATE ROLE $(PG_ROLE) LOGIN CREATEDB PASSWORD '$(PG_ROLE)'\"" || \
+		echo "WARNING: could not reach PostgreSQL as root: the PostgreSQL store tests will be skipped"
+
+test: $(STAMP) browser postgres  ## the test suite (without the slow end-to-end tests)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-coverage: $(STAMP) browser  ## the same tests with coverage of automl/ (about a quarter slower)
+coverage: $(STAMP) browser postgres  ## the same tests with coverage of automl/ (about a quarter slower)
 	$(BIN)/python -m pytest -m "not slow" --cov=automl --cov-report=term $(PYTEST_ARGS)
 
-test-all: $(STAMP)  ## every test, slow ones included
+test-all: $(STAMP) postgres  ## every test, slow ones included
 	$(BIN)/python -m pytest --cov=automl --cov-report=term $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff, and the layer contracts of pyproject.toml (import-linter)
@@ -50,10 +64,12 @@ wrk:  ## the HTTP load generator of bench/serve_load.py, installed when missing 
 		$$SUDO apt-get install -y --no-install-recommends wrk; } || \
 		echo "WARNING: could not install wrk: bench/serve_load.py falls back to its Python client"
 
-bench: $(STAMP) wrk  ## every benchmark, one after another (the figures of docs/benchmarks.md)
+bench-speed: $(STAMP) wrk  ## serving, batch scoring and fit against the bare library (~4 min)
 	$(BIN)/python bench/serve_load.py --seconds 8   # first: needs the two cores to itself
 	$(BIN)/python bench/score_at_scale.py
 	$(BIN)/python bench/train_vs_lightgbm.py
+
+bench: bench-speed  ## every benchmark, one after another (the figures of docs/benchmarks.md)
 	$(BIN)/python bench/scaling.py --plot docs/img/scaling.png
 	$(BIN)/python bench/registry_compare.py
 	$(BIN)/python bench/ingest_at_scale.py
