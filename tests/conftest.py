@@ -6,7 +6,8 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 from helpers import FAST, SHARED_DATA, compose_train
@@ -47,3 +48,57 @@ def dashboard_world(tmp_path_factory) -> dict:
     from dashboard_world import build_world
 
     return build_world(tmp_path_factory.mktemp("dashboard-world"))
+
+
+# The server the store tests use: `make postgres` starts Debian's cluster and makes this role.
+POSTGRES = os.environ.get(
+    "AUTOML_TEST_POSTGRES", "postgresql+psycopg://automl_test:automl_test@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The PostgreSQL server's URL (a role that may create databases); the test is skipped,
+    saying why, when no server answers."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    engine = create_engine(POSTGRES)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means: no server
+        where = make_url(POSTGRES).render_as_string(hide_password=True)
+        pytest.skip(
+            f"no PostgreSQL server at {where} ({type(exc).__name__}): run `make postgres` "
+            "as root, or set AUTOML_TEST_POSTGRES to a URL whose role may create databases"
+        )
+    finally:
+        engine.dispose()
+    return POSTGRES
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the PostgreSQL server for one test, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"automl_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """A database URL for a store test: the test runs once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres_url")

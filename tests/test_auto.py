@@ -120,8 +120,10 @@ def test_fixed_trials_and_seed_give_the_same_model(tmp_path, train_config):
     )
 
 
-def test_two_processes_share_one_journal_study(tmp_path):
+@pytest.mark.parametrize("kind", ["journal", "postgresql"])
+def test_two_processes_share_one_study(tmp_path, kind, request):
     journal = tmp_path / "study.journal"
+    location = request.getfixturevalue("postgres_url") if kind == "postgresql" else journal
     command = [
         sys.executable,
         "-m",
@@ -132,7 +134,7 @@ def test_two_processes_share_one_journal_study(tmp_path):
         "search.n_trials=4",
         "search.time_budget=null",
         "search.n_jobs=1",
-        f"search.storage={journal}",
+        f"search.storage='{location}'",
         "search.study_name=shared",
         *QUIET,
     ]
@@ -149,9 +151,11 @@ def test_two_processes_share_one_journal_study(tmp_path):
     for run in runs:
         _, err = run.communicate(timeout=300)
         assert run.returncode == 0, err
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal))
-    )
+    storage = location
+    if kind == "journal":
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))
+        )
     study = optuna.load_study(study_name="shared", storage=storage)
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(8))

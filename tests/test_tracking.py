@@ -249,3 +249,28 @@ def test_parallel_jobs_can_share_a_new_sqlite_store(tmp_path):
         assert "RUN " in out and "RUN None" not in out, err[-2000:]
     found = client_for(uri).get_experiment_by_name("race")
     assert len(client_for(uri).search_runs([found.experiment_id], max_results=10)) == n
+
+
+def test_a_run_is_tracked_in_a_postgresql_store(tmp_path, postgres_url):
+    cfg = compose_train(
+        [
+            "dataset=breast_cancer",
+            *SMALL,
+            "tracking=mlflow",
+            f"tracking.uri='{postgres_url}'",
+            f"tracking.artifact_location={(tmp_path / 'artifacts').as_uri()}",
+            f"paths.output_dir={tmp_path / 'outputs'}",
+        ]
+    )
+    metrics = train(cfg, tmp_path / "run")
+    client = client_for(postgres_url)
+    parent, children = runs_of(client, parent_name(cfg))
+    assert parent.info.status == "FINISHED" and children
+    assert metrics["auc"] == pytest.approx(parent.data.metrics["auc"])
+    assert parent.data.params["dataset.name"] == "breast_cancer"
+    bundle = {a.path for a in client.list_artifacts(parent.info.run_id, "model")}
+    assert "model/manifest.json" in bundle
+    assert (tmp_path / "artifacts").is_dir()
+    link = (tmp_path / "run" / "tracking.json").read_text()
+    assert json.loads(link)["run_id"] == parent.info.run_id
+    assert ":automl_test@" not in link  # the password is not written

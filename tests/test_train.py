@@ -129,10 +129,14 @@ def test_other_samplers(tmp_path, search):
     assert len(board) == 2 and metrics["accuracy"] > 0.8
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "journal"])
-def test_study_resumes_from_storage(tmp_path, kind):
+@pytest.mark.parametrize("kind", ["sqlite", "journal", "postgresql"])
+def test_study_resumes_from_storage(tmp_path, kind, request):
     # the second run continues the stored study; its leaderboard holds the trials it ran
-    storage = f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite" else tmp_path / "s.journal"
+    storage = {
+        "sqlite": lambda: f"sqlite:///{tmp_path / 'study.db'}",
+        "journal": lambda: tmp_path / "s.journal",
+        "postgresql": lambda: request.getfixturevalue("postgres_url"),
+    }[kind]()
     fit(tmp_path / "a", "iris", "linear", [f"search.storage='{storage}'", "search.n_trials=2"])
     fit(tmp_path / "b", "iris", "linear", [f"search.storage='{storage}'", "search.n_trials=2"])
     assert sorted(pd.read_csv(tmp_path / "b" / "leaderboard.csv")["number"]) == [2, 3]

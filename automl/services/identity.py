@@ -29,17 +29,14 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
     false,
     func,
     or_,
     select,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from automl.config import sqlite_path
+from automl.database import open_database
 from automl.errors import AutomlError
 
 ROLES = ("viewer", "editor", "admin")  # each includes the rights of the ones before it
@@ -144,13 +141,7 @@ class AuthStore:
     """The auth database: management actions (audited) and key checks (cached ``ttl`` s)."""
 
     def __init__(self, url: str, ttl: float = 5.0) -> None:
-        parsed = make_url(url)
-        database = sqlite_path(url)
-        if database is not None:
-            database.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url)
-        if parsed.get_backend_name() == "sqlite":
-            event.listen(self.engine, "connect", sqlite_pragmas)
+        self.engine = open_database(url)
         Base.metadata.create_all(self.engine)
         self.ttl = ttl
         self.checked: dict[str, tuple[float, Caller | None]] = {}
@@ -478,12 +469,3 @@ def named(db: Session, table: type, name: str, kind: str) -> Any:
     if row is None:
         raise AutomlError(f"no {kind} '{name}' (add it first: {kind} add {name})")
     return row
-
-
-def sqlite_pragmas(connection: Any, _record: Any) -> None:
-    """WAL and a busy timeout, so the server reads while the admin CLI writes."""
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()

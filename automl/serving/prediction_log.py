@@ -7,7 +7,8 @@ the feedback endpoint take the same way, each tied to the model and version that
 prediction (the server accepts feedback only for predictions its log holds). A record the
 store refuses is counted and skipped (``on_failure``), never the batch around it; ``close``
 writes everything queued. Stores (``prediction_log.store`` in
-``conf/apps/serve.yaml``): ``SqliteStore`` (one file) and ``ParquetStore`` (a folder of
+``conf/apps/serve.yaml``): ``SqliteStore`` (one file), ``SqlStore`` (any database URL, e.g.
+PostgreSQL, shared by servers on several machines) and ``ParquetStore`` (a folder of
 Parquet files, one per batch).
 
 Read it back with ``read_log`` (the format monitoring relies on).
@@ -19,22 +20,22 @@ import json
 import logging
 import math
 import os
-import sqlite3
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import sqlalchemy as sa
 
 from automl.atomic import staged
 from automl.config import build
+from automl.database import open_database
 
 log = logging.getLogger(__name__)
 FIELDS = ["request_id", "row", "ts", "model", "version", "inputs", "prediction", "proba"]
@@ -47,59 +48,76 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v))
 
 
-class SqliteStore:
-    """The log in one SQLite file: tables ``predictions`` and ``feedback``."""
+TABLES = sa.MetaData()
+PREDICTIONS = sa.Table(
+    "predictions",
+    TABLES,
+    sa.Column("request_id", sa.Text, nullable=False),
+    sa.Column("row", sa.Integer, nullable=False),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("prediction", sa.Text, nullable=False),
+    sa.Column("proba", sa.Text),
+    sa.Index("predictions_model_ts", "model", "ts"),
+    sa.Index("predictions_request", "request_id", "row"),
+)
+LABELS = sa.Table(
+    "feedback",
+    TABLES,
+    sa.Column("request_id", sa.Text, nullable=False),
+    sa.Column("row", sa.Integer, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("model", sa.Text),
+    sa.Column("version", sa.Integer),
+    sa.Index("feedback_request", "request_id", "row"),
+)
+IN_CHUNK = 500  # request ids per IN (...) query
 
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS predictions (
-        request_id TEXT NOT NULL, row INTEGER NOT NULL, ts REAL NOT NULL, model TEXT NOT NULL,
-        version INTEGER NOT NULL, inputs TEXT NOT NULL, prediction TEXT NOT NULL, proba TEXT
-    );
-    CREATE INDEX IF NOT EXISTS predictions_model_ts ON predictions (model, ts);
-    CREATE TABLE IF NOT EXISTS feedback (
-        request_id TEXT NOT NULL, row INTEGER NOT NULL, label TEXT NOT NULL, ts REAL NOT NULL,
-        model TEXT, version INTEGER
-    );
-    CREATE INDEX IF NOT EXISTS predictions_request ON predictions (request_id, row);
-    CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id, row);
-    """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path).expanduser()
+class SqlStore:
+    """The log in a database, any SQLAlchemy URL (``postgresql+psycopg://...``,
+    ``sqlite:///...``): tables ``predictions`` and ``feedback``, made on first use."""
 
-    def connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=60)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(self.SCHEMA)
-        have = {r[1] for r in db.execute("PRAGMA table_info(feedback)")}
-        for column, kind in (("model", "TEXT"), ("version", "INTEGER")):  # an older log file
-            if column not in have:
-                db.execute(f"ALTER TABLE feedback ADD COLUMN {column} {kind}")
-        return db
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: sa.Engine | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The engine, its tables made (and an older SQLite log's brought up to date) once."""
+        with self._lock:
+            if self._engine is None:
+                self._engine = open_database(self.url)
+                with self._engine.begin() as db:
+                    self.prepare(db)
+            return self._engine
+
+    def prepare(self, db: sa.Connection) -> None:
+        TABLES.create_all(db)
 
     def write(self, rows: list[tuple], feedback: list[tuple]) -> None:
-        with closing(self.connect()) as db, db:
-            db.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            db.executemany(
-                "INSERT INTO feedback (request_id, row, label, ts, model, version) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                feedback,
-            )
+        with self.engine.begin() as db:
+            if rows:
+                db.execute(PREDICTIONS.insert(), [dict(zip(FIELDS, r)) for r in rows])
+            if feedback:
+                db.execute(LABELS.insert(), [dict(zip(FEEDBACK, f)) for f in feedback])
 
     def issued(self, model: str, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """{(request_id, row): version} of the ``keys`` logged as predictions of ``model``."""
         wanted, found = set(keys), {}
         ids = sorted({rid for rid, _ in keys})
-        with closing(self.connect()) as db:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                sql = (
-                    "SELECT request_id, row, version FROM predictions "
-                    f"WHERE model = ? AND request_id IN ({marks})"
+        p = PREDICTIONS.c
+        with self.engine.connect() as db:
+            for start in range(0, len(ids), IN_CHUNK):
+                chunk = ids[start : start + IN_CHUNK]
+                query = sa.select(p.request_id, p.row, p.version).where(
+                    p.model == model, p.request_id.in_(chunk)
                 )
-                for rid, row, version in db.execute(sql, [model, *chunk]):
+                for rid, row, version in db.execute(query):
                     if (rid, row) in wanted:
                         found[(rid, row)] = int(version)
         return found
@@ -107,33 +125,48 @@ class SqliteStore:
     def read(
         self, model: str, version: int | None, last: int | None, since: float | None
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        where, args = ["model = ?"], [model]
+        p, f = PREDICTIONS.c, LABELS.c
+        query = sa.select(PREDICTIONS).where(p.model == model)
         if version is not None:
-            where.append("version = ?")
-            args.append(version)
+            query = query.where(p.version == version)
         if since is not None:
-            where.append("ts >= ?")
-            args.append(since)
-        order = "ts DESC, request_id DESC, row DESC" if last is not None else "ts, request_id, row"
-        sql = f"SELECT * FROM predictions WHERE {' AND '.join(where)} ORDER BY {order}"
+            query = query.where(p.ts >= since)
+        order = [p.ts, p.request_id, p.row]
         if last is not None:
-            sql += " LIMIT ?"
-            args.append(last)
-        with closing(self.connect()) as db:
-            rows = pd.read_sql_query(sql, db, params=args).iloc[:: -1 if last is not None else 1]
+            query = query.order_by(*(c.desc() for c in order)).limit(last)
+        else:
+            query = query.order_by(*order)
+        with self.engine.connect() as db:
+            rows = pd.read_sql_query(query, db).iloc[:: -1 if last is not None else 1]
             ids = rows["request_id"].unique().tolist()
-            labels = pd.DataFrame(columns=FEEDBACK)
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                part = pd.read_sql_query(  # labels of this model (or older untied ones)
-                    f"SELECT * FROM feedback WHERE (model = ? OR model IS NULL) "
-                    f"AND request_id IN ({marks})",
+            parts = [
+                pd.read_sql_query(  # labels of this model (or older untied ones)
+                    sa.select(LABELS).where(
+                        sa.or_(f.model == model, f.model.is_(None)),
+                        f.request_id.in_(ids[start : start + IN_CHUNK]),
+                    ),
                     db,
-                    params=[model, *chunk],
                 )
-                labels = part if labels.empty else pd.concat([labels, part])
-        return rows, labels
+                for start in range(0, len(ids), IN_CHUNK)
+            ]
+        labels = pd.concat(parts) if parts else pd.DataFrame(columns=FEEDBACK)
+        return rows.reset_index(drop=True), labels
+
+
+class SqliteStore(SqlStore):
+    """The log in one SQLite file (WAL): ``SqlStore`` on ``sqlite:///<path>``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        super().__init__(f"sqlite:///{self.path}")
+
+    def prepare(self, db: sa.Connection) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        super().prepare(db)
+        have = {c["name"] for c in sa.inspect(db).get_columns("feedback")}
+        for column, kind in (("model", "TEXT"), ("version", "INTEGER")):  # an older log file
+            if column not in have:
+                db.exec_driver_sql(f"ALTER TABLE feedback ADD COLUMN {column} {kind}")
 
 
 class ParquetStore:
@@ -207,10 +240,12 @@ FEEDBACK_SCHEMA = pa.schema(
 
 
 def open_store(store: Any) -> Any:
-    """A store from a config node (``_target_``), a store, or a path (a ``.db``/``.sqlite``
-    file: SQLite; otherwise a folder of Parquet files)."""
+    """A store from a config node (``_target_``), a store, a database URL, or a path (a
+    ``.db``/``.sqlite`` file: SQLite; otherwise a folder of Parquet files)."""
     if hasattr(store, "read") and hasattr(store, "write"):
         return store
+    if isinstance(store, str) and "://" in store:
+        return SqlStore(store)
     if isinstance(store, str | Path):
         path = Path(store)
         return SqliteStore(path) if path.suffix in (".db", ".sqlite") else ParquetStore(path)
