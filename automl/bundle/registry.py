@@ -1,9 +1,16 @@
 """The model registry: numbered versions of ``<project>.<dataset>`` models, and aliases.
 
-A SQLite database (safe for several processes on one machine) records each version and
-its metrics; the bundles are copied into the registry's store, so a run directory can be
-deleted without losing a registered model. A model reference is ``name@alias``,
-``name/3`` or ``name`` (the latest version).
+A database records each version and its metrics: ``registry.uri`` is a path (an SQLite
+file, safe for several processes on one machine), an ``sqlite:///`` URL or a PostgreSQL
+URL (``postgresql+psycopg://user:pw@host/db``, shared by several machines). The bundles
+are copied into the registry's store, so a run directory can be deleted without losing a
+registered model. A model reference is ``name@alias``, ``name/3`` or ``name`` (the latest
+version).
+
+Writes hold the registry's write lock for their whole transaction (SQLite's
+``BEGIN IMMEDIATE``; a PostgreSQL transaction-level advisory lock), so processes
+registering at once get distinct version numbers. The schema is created, or a database
+written by older code brought up to date, under the same lock (:meth:`Registry.migrate`).
 
 The store is a code-execution boundary: loading a bundle unpickles it. At registration the
 database records the SHA-256 of the stored manifest and pipeline, and :meth:`Registry.resolve`
@@ -27,21 +34,27 @@ import logging
 import re
 import shutil
 import sqlite3
-from contextlib import closing, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from automl.atomic import discard, publish, temp_path
 from automl.bundle.model import CHECKSUM, MANIFEST, PIPELINE, Model, read_manifest, sha256
 from automl.errors import AutomlError
+from automl.redact import redact_text
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS versions (
+SCHEMA = (  # portable DDL (SQLite, PostgreSQL), run under the write lock
+    """CREATE TABLE IF NOT EXISTS versions (
     name TEXT NOT NULL,
     version INTEGER NOT NULL,
     bundle TEXT NOT NULL,
@@ -53,29 +66,44 @@ CREATE TABLE IF NOT EXISTS versions (
     metrics TEXT NOT NULL,
     created_at TEXT NOT NULL,
     PRIMARY KEY (name, version)
-);
-CREATE INDEX IF NOT EXISTS versions_dataset ON versions (dataset);
-CREATE TABLE IF NOT EXISTS aliases (
+)""",
+    "CREATE INDEX IF NOT EXISTS versions_dataset ON versions (dataset)",
+    """CREATE TABLE IF NOT EXISTS aliases (
     name TEXT NOT NULL,
     alias TEXT NOT NULL,
     version INTEGER NOT NULL,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (name, alias)
-);
-CREATE TABLE IF NOT EXISTS bundle_hashes (
+)""",
+    """CREATE TABLE IF NOT EXISTS bundle_hashes (
     name TEXT NOT NULL,
     version INTEGER NOT NULL,
     manifest_sha256 TEXT NOT NULL,
     pipeline_sha256 TEXT NOT NULL,
     signature TEXT,
     PRIMARY KEY (name, version)
-);
-CREATE TABLE IF NOT EXISTS name_versions (
+)""",
+    """CREATE TABLE IF NOT EXISTS name_versions (
     name TEXT PRIMARY KEY,
     last_version INTEGER NOT NULL
-);
-"""
-SCHEMA_VERSION = 2  # 1: bundle_hashes and name_versions; 2: signatures (migrated in connect)
+)""",
+)
+SCHEMA_VERSION = 2  # 1: bundle_hashes and name_versions; 2: signatures (see Registry.migrate)
+# where the schema version is kept: SQLite's PRAGMA user_version; on PostgreSQL this table
+META = "CREATE TABLE IF NOT EXISTS registry_schema (version INTEGER NOT NULL)"
+LOCK_KEY = 0x6175746F6D6C  # "automl": the PostgreSQL advisory lock that serialises writes
+INSERT_VERSION = text(
+    "INSERT INTO versions (name, version, bundle, run_dir, project, dataset, family, task, "
+    "metrics, created_at) VALUES (:name, :version, :bundle, :run_dir, :project, :dataset, "
+    ":family, :task, :metrics, :created_at)"
+)
+# the dialects' differences in the queries: joining strings, a metric (named :metric)
+# read from a version's metrics (JSON text)
+AGGREGATE = {"sqlite": "GROUP_CONCAT", "postgresql": "string_agg"}
+METRIC = {
+    "sqlite": "json_extract(v.metrics, '$.\"' || :metric || '\"')",
+    "postgresql": "CAST(CAST(v.metrics AS json) ->> :metric AS double precision)",
+}
 REFERENCE = re.compile(r"^(?P<name>[^@/]+)(?:@(?P<alias>[\w.-]+)|/(?P<version>\d+))?$")
 COLUMNS = ["name", "version", "project", "dataset", "family", "task", "created_at", "run_dir"]
 
@@ -94,12 +122,56 @@ def bundle_hashes(bundle: Path) -> tuple[str, str]:
     return sha256(bundle / MANIFEST), pipeline
 
 
+def database_url(uri: str | Path) -> URL:
+    """``registry.uri`` as a SQLAlchemy URL: a plain path is an SQLite file; a URL must be
+    SQLite's or PostgreSQL's."""
+    if isinstance(uri, Path) or "://" not in uri:
+        return URL.create("sqlite", database=str(Path(uri).expanduser()))
+    url = make_url(uri)
+    if url.get_backend_name() not in AGGREGATE:
+        raise AutomlError(
+            f"registry.uri '{redact_text(uri)}' is neither a path (an SQLite file) nor an "
+            "SQLite or PostgreSQL URL (sqlite:///PATH, postgresql+psycopg://USER@HOST/DB)"
+        )
+    return url
+
+
+def record_hashes(
+    db: Connection, name: str, version: int, hashes: tuple[str, str], signature: str | None
+) -> None:
+    """Record the bundle hashes (and signature) of a version."""
+    db.execute(
+        text(
+            "INSERT INTO bundle_hashes (name, version, manifest_sha256, pipeline_sha256, "
+            "signature) VALUES (:name, :version, :manifest, :pipeline, :signature)"
+        ),
+        {
+            "name": name,
+            "version": version,
+            "manifest": hashes[0],
+            "pipeline": hashes[1],
+            "signature": signature,
+        },
+    )
+
+
+def sqlite_setup(connection: sqlite3.Connection, _record: Any) -> None:
+    """Each SQLite connection: WAL, a 60 s busy timeout, and no transaction begun by the
+    driver (:meth:`Registry.locked` begins them)."""
+    connection.isolation_level = None
+    connection.execute("PRAGMA busy_timeout = 60000")
+    connection.execute("PRAGMA journal_mode=WAL")
+
+
 class Registry:
-    """Versions and aliases in ``uri`` (a SQLite file); bundles under ``store``; with a
-    ``signing_key``, only versions signed with it are resolved."""
+    """Versions and aliases in the database at ``uri`` (a path: an SQLite file; or an
+    SQLite or PostgreSQL URL); bundles under ``store``; with a ``signing_key``, only
+    versions signed with it are resolved."""
 
     def __init__(self, uri: str | Path, store: str | Path, signing_key: str | None = None) -> None:
-        self.uri = Path(uri).expanduser()
+        self.url = database_url(uri)  # the SQLAlchemy URL (with its password)
+        self.uri = redact_text(str(uri))  # where, for messages: the path or URL, no password
+        self.backend = self.url.get_backend_name()  # "sqlite" or "postgresql"
         self.store = Path(store).expanduser()
         self.signing_key = signing_key.encode() if signing_key else None
 
@@ -112,7 +184,7 @@ class Registry:
     @classmethod
     def default(cls, folder: Path | None = None) -> Registry:
         """The registry of the shared ``registry`` config group (conf/common/registry/);
-        ``folder``: its database and store in that folder instead."""
+        ``folder``: its database (SQLite) and store in that folder instead."""
         from automl.config import COMMON, compose_config
 
         moved = []
@@ -130,62 +202,99 @@ class Registry:
         message = "\n".join([name, str(version), *hashes]).encode()
         return hmac.new(self.signing_key, message, hashlib.sha256).hexdigest()
 
+    @cached_property
+    def engine(self) -> Engine:
+        """This registry's engine, made on first use: SQLite opens a connection per use
+        (:func:`sqlite_setup`); PostgreSQL pools them, checked before use."""
+        if self.backend == "postgresql":
+            return create_engine(self.url, pool_pre_ping=True, isolation_level="READ COMMITTED")
+        database = self.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(self.url, poolclass=NullPool)
+        event.listen(engine, "connect", sqlite_setup)
+        return engine
+
     @contextmanager
-    def connect(self, write: bool = False):
-        """A connection; ``write`` takes the database's write lock for the whole block."""
-        self.uri.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.uri, timeout=60, isolation_level=None)) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+    def connect(self, write: bool = False) -> Iterator[Connection]:
+        """A connection to the database, its schema up to date; ``write``: the block is one
+        transaction holding the write lock (:meth:`locked`)."""
+        with self.engine.connect() as db:
+            if self.schema_version(db) < SCHEMA_VERSION:
                 self.migrate(db)
             if not write:
                 yield db
                 return
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with self.locked(db):
                 yield db
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
 
-    @staticmethod
-    def migrate(db: sqlite3.Connection) -> None:
-        """Bring a database written before bundle hashes up to date, once: each version
-        whose stored bundle is intact is trusted as it is now (its hashes recorded), and
-        each name's high-water mark starts at its latest version."""
-        db.execute("BEGIN IMMEDIATE")
+    @contextmanager
+    def locked(self, db: Connection) -> Iterator[None]:
+        """A transaction on ``db`` holding the registry's write lock until it is committed
+        at the end of the block (rolled back on an error); one writer at a time, across
+        processes: SQLite's ``BEGIN IMMEDIATE``, or a PostgreSQL advisory lock."""
+        if self.backend == "sqlite":
+            db.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
         try:
-            have = {row[1] for row in db.execute("PRAGMA table_info(bundle_hashes)")}
-            if "signature" not in have:
-                db.execute("ALTER TABLE bundle_hashes ADD COLUMN signature TEXT")
-            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                db.execute(
-                    "INSERT INTO name_versions SELECT name, MAX(version) FROM versions "
-                    "GROUP BY name ON CONFLICT (name) DO UPDATE SET last_version = "
-                    "MAX(last_version, excluded.last_version)"
+            yield
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+    def schema_version(self, db: Connection) -> int:
+        """The database's schema version (0: a new database)."""
+        if self.backend == "sqlite":
+            return db.exec_driver_sql("PRAGMA user_version").scalar_one()
+        if db.execute(text("SELECT to_regclass('registry_schema')")).scalar() is None:
+            return 0
+        return db.execute(text("SELECT MAX(version) FROM registry_schema")).scalar() or 0
+
+    def migrate(self, db: Connection) -> None:
+        """Create the schema, or bring a database written before bundle hashes up to date,
+        once, under the write lock (a process that waited for it finds the work done):
+        each version whose stored bundle is intact is trusted as it is now (its hashes
+        recorded), and each name's high-water mark starts at its latest version."""
+        with self.locked(db):
+            if self.schema_version(db) >= SCHEMA_VERSION:
+                return
+            for statement in SCHEMA:
+                db.execute(text(statement))
+            if "signature" not in {c["name"] for c in inspect(db).get_columns("bundle_hashes")}:
+                db.execute(text("ALTER TABLE bundle_hashes ADD COLUMN signature TEXT"))
+            db.execute(
+                text(
+                    "INSERT INTO name_versions (name, last_version) SELECT name, MAX(version) "
+                    "FROM versions GROUP BY name ON CONFLICT (name) DO UPDATE SET "
+                    "last_version = excluded.last_version "
+                    "WHERE excluded.last_version > name_versions.last_version"
                 )
-                rows = db.execute(
+            )
+            rows = db.execute(
+                text(
                     "SELECT v.name, v.version, v.bundle FROM versions v WHERE NOT EXISTS "
                     "(SELECT 1 FROM bundle_hashes h WHERE h.name = v.name "
                     "AND h.version = v.version)"
-                ).fetchall()
-                for name, version, bundle in rows:
-                    try:
-                        hashes = bundle_hashes(Path(bundle))
-                    except (AutomlError, OSError, ValueError) as exc:
-                        log.warning("registry: %s/%d not trusted (%s)", name, version, exc)
-                        continue
-                    db.execute(
-                        "INSERT INTO bundle_hashes VALUES (?, ?, ?, ?, NULL)",
-                        (name, version, *hashes),
-                    )
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+                )
+            ).all()
+            for name, version, bundle in rows:
+                try:
+                    hashes = bundle_hashes(Path(bundle))
+                except (AutomlError, OSError, ValueError) as exc:
+                    log.warning("registry: %s/%d not trusted (%s)", name, version, exc)
+                    continue
+                record_hashes(db, name, version, hashes, None)
+            if self.backend == "sqlite":  # a PRAGMA takes no parameters: a constant
+                db.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            else:
+                db.execute(text(META))
+                db.execute(text("DELETE FROM registry_schema"))
+                db.execute(
+                    text("INSERT INTO registry_schema (version) VALUES (:version)"),
+                    {"version": SCHEMA_VERSION},
+                )
 
     def register(self, name: str, bundle: Path, manifest: dict[str, Any], run_dir: Path) -> int:
         """Copy ``bundle`` into the store as the next version of ``name``; returns it.
@@ -202,40 +311,42 @@ class Registry:
             except AutomlError as exc:
                 raise AutomlError(f"cannot register '{bundle}' as {name}: {exc}") from None
             with self.connect(write=True) as db:
-                (latest,) = db.execute(
-                    "SELECT MAX(COALESCE((SELECT last_version FROM name_versions "
-                    "WHERE name = ?1), 0), COALESCE((SELECT MAX(version) FROM versions "
-                    "WHERE name = ?1), 0))",
-                    (name,),
-                ).fetchone()
+                latest = db.execute(
+                    text(
+                        "SELECT COALESCE(MAX(v), 0) FROM (SELECT last_version AS v FROM "
+                        "name_versions WHERE name = :name UNION ALL SELECT MAX(version) "
+                        "FROM versions WHERE name = :name) AS known"
+                    ),
+                    {"name": name},
+                ).scalar_one()
                 version = latest + 1
                 target = folder / str(version)
                 if target.exists() or target.is_symlink():  # no row can point at it: we hold
                     log.warning("registry: removing '%s', left by a crash", target)  # the lock
                     discard(target)
                 publish(staging, target)
-                record = (
-                    name,
-                    version,
-                    str(target.resolve()),
-                    str(run_dir.resolve()),
-                    manifest.get("project"),
-                    manifest.get("dataset"),
-                    manifest.get("model_family"),
-                    manifest.get("task"),
-                    json.dumps(manifest.get("metrics", {})),
-                    now(),
-                )
+                record = {
+                    "name": name,
+                    "version": version,
+                    "bundle": str(target.resolve()),
+                    "run_dir": str(run_dir.resolve()),
+                    "project": manifest.get("project"),
+                    "dataset": manifest.get("dataset"),
+                    "family": manifest.get("model_family"),
+                    "task": manifest.get("task"),
+                    "metrics": json.dumps(manifest.get("metrics", {})),
+                    "created_at": now(),
+                }
                 try:
-                    db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", record)
+                    db.execute(INSERT_VERSION, record)
+                    record_hashes(db, name, version, hashes, self.signature(name, version, hashes))
                     db.execute(
-                        "INSERT INTO bundle_hashes VALUES (?, ?, ?, ?, ?)",
-                        (name, version, *hashes, self.signature(name, version, hashes)),
-                    )
-                    db.execute(
-                        "INSERT INTO name_versions VALUES (?, ?) ON CONFLICT (name) "
-                        "DO UPDATE SET last_version = excluded.last_version",
-                        (name, version),
+                        text(
+                            "INSERT INTO name_versions (name, last_version) VALUES (:name, "
+                            ":version) ON CONFLICT (name) DO UPDATE SET "
+                            "last_version = excluded.last_version"
+                        ),
+                        {"name": name, "version": version},
                     )
                 except BaseException:
                     shutil.rmtree(target, ignore_errors=True)
@@ -274,12 +385,14 @@ class Registry:
         """(bundle folder, (manifest hash, pipeline hash), signature) of a version."""
         with self.connect() as db:
             bundle, manifest, pipeline, signature = db.execute(
-                "SELECT v.bundle, h.manifest_sha256, h.pipeline_sha256, h.signature "
-                "FROM versions v LEFT JOIN bundle_hashes h "
-                "ON h.name = v.name AND h.version = v.version "
-                "WHERE v.name = ? AND v.version = ?",
-                (name, version),
-            ).fetchone()
+                text(
+                    "SELECT v.bundle, h.manifest_sha256, h.pipeline_sha256, h.signature "
+                    "FROM versions v LEFT JOIN bundle_hashes h "
+                    "ON h.name = v.name AND h.version = v.version "
+                    "WHERE v.name = :name AND v.version = :version"
+                ),
+                {"name": name, "version": version},
+            ).one()
         return Path(bundle), (manifest, pipeline), signature
 
     def sign(self, name: str | None = None) -> list[str]:
@@ -290,24 +403,29 @@ class Registry:
             raise AutomlError(
                 "no signing key: set registry.signing_key ($AUTOML_REGISTRY_SIGNING_KEY)"
             )
+        where = "" if name is None else " WHERE name = :name"
         with self.connect() as db:
             rows = db.execute(
-                "SELECT name, version FROM versions WHERE ?1 IS NULL OR name = ?1 "
-                "ORDER BY name, version",
-                (name,),
-            ).fetchall()
+                text(f"SELECT name, version FROM versions{where} ORDER BY name, version"),
+                {"name": name},
+            ).all()
         unsigned = []
         for model, version in rows:
             bundle, recorded, signature = self.recorded(model, version)
             expected = self.signature(model, version, recorded)
             if signature is None or not hmac.compare_digest(signature, expected or ""):
                 self.verify(f"{model}/{version}", bundle, recorded)  # all intact, or none signed
-                unsigned.append((expected, model, version))
-        with self.connect(write=True) as db:
-            db.executemany(
-                "UPDATE bundle_hashes SET signature = ? WHERE name = ? AND version = ?", unsigned
-            )
-        return [f"{model}/{version}" for _, model, version in unsigned]
+                unsigned.append({"signature": expected, "name": model, "version": version})
+        if unsigned:
+            with self.connect(write=True) as db:
+                db.execute(
+                    text(
+                        "UPDATE bundle_hashes SET signature = :signature "
+                        "WHERE name = :name AND version = :version"
+                    ),
+                    unsigned,
+                )
+        return [f"{row['name']}/{row['version']}" for row in unsigned]
 
     @staticmethod
     def verify(label: str, bundle: Path, recorded: tuple[str | None, ...]) -> None:
@@ -342,30 +460,41 @@ class Registry:
             )
         name, alias, version = match["name"], match["alias"], match["version"]
         with self.connect() as db:
-            versions = [
-                v
-                for (v,) in db.execute(
-                    "SELECT version FROM versions WHERE name = ? ORDER BY version", (name,)
+            versions = (
+                db.execute(
+                    text("SELECT version FROM versions WHERE name = :name ORDER BY version"),
+                    {"name": name},
                 )
-            ]
+                .scalars()
+                .all()
+            )
             if not versions:
-                known = [n for (n,) in db.execute("SELECT DISTINCT name FROM versions")]
+                known = (
+                    db.execute(text("SELECT DISTINCT name FROM versions ORDER BY name"))
+                    .scalars()
+                    .all()
+                )
                 raise AutomlError(
                     f"no model '{name}' in the registry {self.uri} (models: {known or 'none'})"
                 )
             if alias:
-                row = db.execute(
-                    "SELECT version FROM aliases WHERE name = ? AND alias = ?", (name, alias)
-                ).fetchone()
-                if row is None:
-                    aliases = [
-                        a
-                        for (a,) in db.execute("SELECT alias FROM aliases WHERE name = ?", (name,))
-                    ]
+                found = db.execute(
+                    text("SELECT version FROM aliases WHERE name = :name AND alias = :alias"),
+                    {"name": name, "alias": alias},
+                ).scalar()
+                if found is None:
+                    aliases = (
+                        db.execute(
+                            text("SELECT alias FROM aliases WHERE name = :name ORDER BY alias"),
+                            {"name": name},
+                        )
+                        .scalars()
+                        .all()
+                    )
                     raise AutomlError(
                         f"model '{name}' has no alias '{alias}' (aliases: {aliases or 'none'})"
                     )
-                return name, row[0]
+                return name, found
         if version is None:
             return name, versions[-1]
         if int(version) not in versions:
@@ -377,48 +506,71 @@ class Registry:
         self.version_of(f"{name}/{version}")
         with self.connect(write=True) as db:
             db.execute(
-                "INSERT INTO aliases VALUES (?, ?, ?, ?) ON CONFLICT (name, alias) "
-                "DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
-                (name, alias, version, now()),
+                text(
+                    "INSERT INTO aliases (name, alias, version, updated_at) VALUES (:name, "
+                    ":alias, :version, :updated_at) ON CONFLICT (name, alias) DO UPDATE SET "
+                    "version = excluded.version, updated_at = excluded.updated_at"
+                ),
+                {"name": name, "alias": alias, "version": version, "updated_at": now()},
             )
 
     def remove_alias(self, name: str, alias: str) -> None:
         self.version_of(f"{name}@{alias}")
         with self.connect(write=True) as db:
-            db.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", (name, alias))
+            db.execute(
+                text("DELETE FROM aliases WHERE name = :name AND alias = :alias"),
+                {"name": name, "alias": alias},
+            )
 
     def delete(self, name: str, version: int, force: bool = False) -> None:
         """Delete a version and its stored bundle; refused while an alias points at it."""
         self.version_of(f"{name}/{version}")
+        key = {"name": name, "version": version}
         with self.connect(write=True) as db:
-            aliases = [
-                a
-                for (a,) in db.execute(
-                    "SELECT alias FROM aliases WHERE name = ? AND version = ?", (name, version)
+            aliases = (
+                db.execute(
+                    text(
+                        "SELECT alias FROM aliases WHERE name = :name AND version = :version "
+                        "ORDER BY alias"
+                    ),
+                    key,
                 )
-            ]
+                .scalars()
+                .all()
+            )
             if aliases and not force:
                 raise AutomlError(
                     f"{name}/{version} is aliased as {aliases}; move the alias first "
                     "or pass --force"
                 )
-            db.execute("DELETE FROM aliases WHERE name = ? AND version = ?", (name, version))
-            db.execute("DELETE FROM bundle_hashes WHERE name = ? AND version = ?", (name, version))
-            (bundle,) = db.execute(
-                "DELETE FROM versions WHERE name = ? AND version = ? RETURNING bundle",
-                (name, version),
-            ).fetchone()
+            for table in ("aliases", "bundle_hashes"):
+                db.execute(
+                    text(f"DELETE FROM {table} WHERE name = :name AND version = :version"), key
+                )
+            bundle = db.execute(
+                text(
+                    "DELETE FROM versions WHERE name = :name AND version = :version "
+                    "RETURNING bundle"
+                ),
+                key,
+            ).scalar_one()
         shutil.rmtree(bundle, ignore_errors=True)
 
     def models(self) -> pd.DataFrame:
         """One row per model: versions, latest version, aliases."""
+        aggregate = AGGREGATE[self.backend]
         with self.connect() as db:
             rows = db.execute(
-                "SELECT v.name, COUNT(*), MAX(v.version), MAX(v.created_at), "
-                "(SELECT GROUP_CONCAT(a.alias || '=' || a.version, ' ') FROM aliases a "
-                " WHERE a.name = v.name) FROM versions v GROUP BY v.name ORDER BY v.name"
-            ).fetchall()
-        return pd.DataFrame(rows, columns=["name", "versions", "latest", "updated", "aliases"])
+                text(
+                    "SELECT v.name, COUNT(*), MAX(v.version), MAX(v.created_at), "
+                    f"(SELECT {aggregate}(a.alias || '=' || a.version, ' ') FROM aliases a "
+                    " WHERE a.name = v.name) FROM versions v GROUP BY v.name ORDER BY v.name"
+                )
+            ).all()
+        return pd.DataFrame(
+            [tuple(row) for row in rows],
+            columns=["name", "versions", "latest", "updated", "aliases"],
+        )
 
     def versions(self, name: str) -> pd.DataFrame:
         """Every version of ``name`` with its aliases and metrics."""
@@ -439,39 +591,38 @@ class Registry:
     ) -> pd.DataFrame:
         """Versions filtered by data set / name / family and a metric range, sorted, paged.
 
-        The filtering, sorting and paging run in SQLite (metrics are JSON), so the cost
-        stays small with thousands of runs.
+        The filtering, sorting and paging run in the database (metrics are JSON), so the
+        cost stays small with thousands of runs.
         """
-        where, args = [], []
+        where, params = [], {}
         for column, value in (("dataset", dataset), ("name", name), ("family", family)):
             if value is not None:
-                where.append(f"v.{column} = ?")
-                args.append(value)
-        value_sql = "json_extract(v.metrics, ?)"
+                where.append(f"v.{column} = :{column}")
+                params[column] = value
+        value_sql = METRIC[self.backend]
         if metric is not None:
             where.append(f"{value_sql} IS NOT NULL")
-            args.append(f'$."{metric}"')
-            for bound, op in ((min_value, ">="), (max_value, "<=")):
+            params["metric"] = metric
+            for key, bound, op in (("min_value", min_value, ">="), ("max_value", max_value, "<=")):
                 if bound is not None:
-                    where.append(f"{value_sql} {op} ?")
-                    args += [f'$."{metric}"', bound]
+                    where.append(f"{value_sql} {op} :{key}")
+                    params[key] = bound
         sql = (
             "SELECT " + ", ".join(f"v.{c}" for c in COLUMNS) + ", v.metrics, "
-            "(SELECT GROUP_CONCAT(a.alias, ' ') FROM aliases a "
+            f"(SELECT {AGGREGATE[self.backend]}(a.alias, ' ') FROM aliases a "
             " WHERE a.name = v.name AND a.version = v.version) FROM versions v"
         )
         if where:
             sql += " WHERE " + " AND ".join(where)
         if metric is not None:
             sql += f" ORDER BY {value_sql} {'ASC' if ascending else 'DESC'}, v.version DESC"
-            args.append(f'$."{metric}"')
         else:
             sql += " ORDER BY v.name, v.version"
         if limit is not None:
-            sql += " LIMIT ? OFFSET ?"
-            args += [limit, offset]
+            sql += " LIMIT :limit OFFSET :offset"
+            params.update(limit=limit, offset=offset)
         with self.connect() as db:
-            rows = db.execute(sql, args).fetchall()
+            rows = db.execute(text(sql), params).all()
         records = []
         for *fields, metrics, aliases in rows:
             record = dict(zip(COLUMNS, fields, strict=True))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 
 from automl.config import build
 from automl.errors import AutomlError
@@ -14,13 +16,26 @@ from automl.errors import AutomlError
 
 def open_storage(storage: Any) -> Any:
     """Optuna storage from config: a database URL, a journal file path, or a storage node."""
-    if storage is None or "://" in str(storage):
-        return storage
+    if storage is None:
+        return None
+    if "://" in str(storage):
+        return database_storage(str(storage))
     if isinstance(storage, str):
         path = Path(storage).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     return build(storage)
+
+
+def database_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """Optuna's storage in the database at ``url``. Processes that start at once on a new
+    database race to make its tables; the loser waits and opens what the winner made."""
+    for attempt in range(1, attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except sqlalchemy.exc.DBAPIError:
+            time.sleep(0.5 * attempt)
+    return optuna.storages.RDBStorage(url)  # the last attempt raises what goes wrong
 
 
 def open_study(cfg: Any, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
