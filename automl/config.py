@@ -190,7 +190,7 @@ class EvaluationConfig:
 @dataclass
 class RegistryConfig:
     enabled: bool = True  # register every successful run as a new model version
-    uri: str = MISSING  # the registry's SQLite database
+    uri: str = MISSING  # the registry's database: a path (SQLite), or an SQLite/PostgreSQL URL
     store: str = MISSING  # where registered bundles are kept
     name: str = MISSING  # the registered model's name, <project>.<dataset> by default
     signing_key: str | None = None  # HMAC key: each version is signed, only signed ones load

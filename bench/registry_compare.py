@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from automl.bundle.registry import Registry
+from automl.bundle.registry import INSERT_VERSION, Registry
 
 
 def timed(args: list[str], repeat: int = 5) -> float:
@@ -37,21 +37,21 @@ def main() -> None:
         registry = Registry(root / "registry.db", root / "models")
         aucs = np.random.default_rng(0).uniform(0.8, 0.95, 2000)
         with registry.connect(write=True) as db:
-            db.executemany(
-                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute(
+                INSERT_VERSION,
                 [
-                    (
-                        f"team{i % 8}.adult",
-                        i + 1,
-                        tmp,
-                        None,
-                        f"team{i % 8}",
-                        "adult",
-                        ["lgbm", "xgb", "rf"][i % 3],
-                        "binary",
-                        json.dumps({"auc": a, "log_loss": 1 - a, "accuracy": a - 0.05}),
-                        "2026-11-28",
-                    )
+                    {
+                        "name": f"team{i % 8}.adult",
+                        "version": i + 1,
+                        "bundle": tmp,
+                        "run_dir": None,
+                        "project": f"team{i % 8}",
+                        "dataset": "adult",
+                        "family": ["lgbm", "xgb", "rf"][i % 3],
+                        "task": "binary",
+                        "metrics": json.dumps({"auc": a, "log_loss": 1 - a, "accuracy": a - 0.05}),
+                        "created_at": "2026-11-28",
+                    }
                     for i, a in enumerate(aucs)
                 ],
             )

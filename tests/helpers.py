@@ -128,11 +128,12 @@ def serve_process(
                 proc.wait()
 
 
-def set_up_team(root: Path, team: dict) -> dict:
+def set_up_team(root: Path, team: dict, db: str | None = None) -> dict:
     """Users, projects and roles of ``team`` (the ``setup`` YAML) in a new auth database
-    under ``root``, through the admin CLI: {"db": URL, "admin": command, "keys": {user: key}}."""
+    (``db``, or an SQLite file under ``root``), through the admin CLI:
+    {"db": URL, "admin": command, "keys": {user: key}}."""
     (root / "team.yaml").write_text(yaml.safe_dump(team))
-    db = f"sqlite:///{root}/serving/auth.db"
+    db = db or f"sqlite:///{root}/serving/auth.db"
     admin = [sys.executable, "-m", "automl.serving.admin", "--db", db, "--actor", "tests"]
     done = subprocess.run(
         [*admin, "setup", str(root / "team.yaml"), "--keys-out", str(root / "keys.json")],

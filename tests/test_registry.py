@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import pickle
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from helpers import FAST, SHARED_DATA, compose_train, needs_shared_data, run_cli
 from automl import load_model
 from automl.apps.registry import main as registry_cli
 from automl.bundle.model import CHECKSUM, MANIFEST, PIPELINE, PROFILE, sha256
-from automl.bundle.registry import Registry
+from automl.bundle.registry import INSERT_VERSION, SCHEMA_VERSION, Registry
 from automl.errors import AutomlError
 from automl.services.identity import AuthStore, default_url
 from automl.services.registry import RegistryService
@@ -32,22 +33,50 @@ def registry() -> Registry:
     return Registry.default()
 
 
+def train_iris(folder: Path) -> Path:
+    train(compose_train(IRIS), folder / "run")
+    return folder / "run"
+
+
 @pytest.fixture
 def iris_run(tmp_path) -> Path:
-    train(compose_train(IRIS), tmp_path / "run")
-    return tmp_path / "run"
+    """An iris run, registered in the default registry (an SQLite file)."""
+    return train_iris(tmp_path)
 
 
-def test_run_registers_a_version_with_a_copy_of_its_bundle(iris_run):
+@pytest.fixture
+def on_store(store_url, monkeypatch) -> str:
+    """The registry's database for this test (the default registry's, so training, the
+    CLI and child processes use it too): ``store_url``, SQLite then PostgreSQL."""
+    monkeypatch.setenv("AUTOML_REGISTRY_URI", store_url)
+    return store_url
+
+
+@pytest.fixture
+def stored_run(on_store, tmp_path) -> Path:
+    """An iris run, registered in the registry at ``on_store``."""
+    return train_iris(tmp_path)
+
+
+def whole_bundle(folder: Path) -> Path:
+    """A small bundle the registry accepts (nothing in it is loaded)."""
+    folder.mkdir()
+    (folder / PIPELINE).write_bytes(b"not loaded here")
+    (folder / MANIFEST).write_text(json.dumps({"files": {PIPELINE: sha256(folder / PIPELINE)}}))
+    (folder / CHECKSUM).write_text(sha256(folder / MANIFEST))
+    return folder
+
+
+def test_run_registers_a_version_with_a_copy_of_its_bundle(stored_run):
     [row] = registry().versions("default.iris").to_dict("records")
     assert row["version"] == 1 and row["family"] == "linear" and row["accuracy"] > 0.8
     stored = registry().resolve("default.iris/1")
-    assert stored != iris_run / "model" and (stored / MANIFEST).is_file()
-    assert load_model("default.iris").classes == load_model(iris_run).classes
+    assert stored != stored_run / "model" and (stored / MANIFEST).is_file()
+    assert load_model("default.iris").classes == load_model(stored_run).classes
 
 
-def test_references(iris_run, train_config):
-    train(train_config(IRIS + ["seed=7"]), iris_run.parent / "again")
+def test_references(stored_run, train_config):
+    train(train_config(IRIS + ["seed=7"]), stored_run.parent / "again")
     reg = registry()
     assert reg.version_of("default.iris") == ("default.iris", 2)
     reg.set_alias("default.iris", "production", 1)
@@ -64,8 +93,8 @@ def test_references(iris_run, train_config):
             load_model(ref)
 
 
-def test_cli_promote_show_list_delete(iris_run, capsys, train_config):
-    train(train_config(IRIS + ["seed=7"]), iris_run.parent / "again")
+def test_cli_promote_show_list_delete(stored_run, capsys, train_config):
+    train(train_config(IRIS + ["seed=7"]), stored_run.parent / "again")
     assert registry_cli(["promote", "default.iris/1", "production"]) == 0
     assert registry_cli(["promote", "default.iris", "staging"]) == 0
     assert registry_cli(["list"]) == 0
@@ -126,31 +155,27 @@ def test_registry_changes_need_the_editor_role_and_are_audited(iris_run, tmp_pat
         RegistryService(registry()).unalias("default.iris", "prod", "anyone")
 
 
-def test_compare_filters_sorts_pages_and_exports_2000_runs(tmp_path):
-    reg = Registry(tmp_path / "registry.db", tmp_path / "models")
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    (bundle / PIPELINE).write_bytes(b"not loaded here")  # registering needs a whole bundle
-    (bundle / MANIFEST).write_text(json.dumps({"files": {PIPELINE: sha256(bundle / PIPELINE)}}))
-    (bundle / CHECKSUM).write_text(sha256(bundle / MANIFEST))
+def test_compare_filters_sorts_pages_and_exports_2000_runs(on_store, tmp_path):
+    reg = Registry(on_store, tmp_path / "models")
+    bundle = whole_bundle(tmp_path / "bundle")
     rng = np.random.default_rng(0)
     aucs = rng.uniform(0.8, 0.95, 2000)
     with reg.connect(write=True) as db:  # 2,000 runs, as many training jobs would leave
-        db.executemany(
-            "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        db.execute(
+            INSERT_VERSION,
             [
-                (
-                    "p.adult",
-                    i + 1,
-                    str(bundle),
-                    None,
-                    "p",
-                    "adult",
-                    ["lgbm", "xgb"][i % 2],
-                    "binary",
-                    json.dumps({"auc": auc, "log_loss": 1 - auc}),
-                    "2026-11-28",
-                )
+                {
+                    "name": "p.adult",
+                    "version": i + 1,
+                    "bundle": str(bundle),
+                    "run_dir": None,
+                    "project": "p",
+                    "dataset": "adult",
+                    "family": ["lgbm", "xgb"][i % 2],
+                    "task": "binary",
+                    "metrics": json.dumps({"auc": auc, "log_loss": 1 - auc}),
+                    "created_at": "2026-11-28",
+                }
                 for i, auc in enumerate(aucs)
             ],
         )
@@ -167,10 +192,8 @@ def test_compare_filters_sorts_pages_and_exports_2000_runs(tmp_path):
     assert len(high) == int((aucs >= 0.9).sum())
     out = tmp_path / "runs.csv"
     assert (
-        registry_cli(
+        registry_cli(  # the default registry: on_store's
             [
-                "--registry",
-                str(tmp_path),
                 "compare",
                 "--dataset",
                 "adult",
@@ -189,7 +212,7 @@ def test_compare_filters_sorts_pages_and_exports_2000_runs(tmp_path):
     assert len(exported) == 2000 and exported["log_loss"].is_monotonic_increasing
 
 
-def test_two_training_processes_register_at_once():
+def test_two_training_processes_register_at_once(on_store):
     env = dict(os.environ)
     command = [sys.executable, "-m", "automl", *IRIS, "model=linear"]
     procs = [
@@ -211,24 +234,81 @@ def test_two_training_processes_register_at_once():
         assert load_model(f"default.iris/{version}").task == "multiclass"
 
 
-def test_registering_from_two_processes_in_a_tight_loop(tmp_path, iris_run):
+def test_registering_from_two_processes_in_a_tight_loop(on_store, tmp_path, stored_run):
     script = (
         "import sys, json; from pathlib import Path; from automl.bundle.registry import Registry\n"
         "reg = Registry(sys.argv[1], sys.argv[2]); b = Path(sys.argv[3])\n"
         "m = json.loads((b / 'manifest.json').read_text())\n"
         "print([reg.register('race', b, m, b) for _ in range(15)])\n"
     )
-    args = [str(tmp_path / "r.db"), str(tmp_path / "models"), str(iris_run / "model")]
+    args = [on_store, str(tmp_path / "models"), str(stored_run / "model")]
     procs = [
         subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     got = [v for p in procs for v in json.loads(p.communicate(timeout=300)[0])]
     assert sorted(got) == list(range(1, 31))
-    reg = Registry(tmp_path / "r.db", tmp_path / "models")
+    reg = Registry(on_store, tmp_path / "models")
     for version in (1, 15, 30):
         assert load_model(f"race/{version}", registry=reg).classes
     assert not list((tmp_path / "models" / "race").glob(".incoming-*"))
+
+
+def test_registered_versions_are_refused_when_tampered_with_or_unsigned(stored_run, on_store):
+    reg = registry()
+    stored = reg.resolve("default.iris/1")
+    signer = Registry(on_store, reg.store, signing_key="a-key")
+    with pytest.raises(AutomlError, match="'default.iris/1' refused: it is not signed"):
+        signer.resolve("default.iris")
+    assert signer.sign() == ["default.iris/1"] and signer.sign() == []
+    assert signer.resolve("default.iris") == stored
+    pipeline = (stored / PIPELINE).read_bytes()
+    (stored / PIPELINE).write_bytes(pipeline[:-100])
+    with pytest.raises(AutomlError, match=r"'default.iris/1'.*does not match.*registered"):
+        load_model("default.iris")
+    manifest = json.loads((stored_run / "model" / MANIFEST).read_text())
+    reg.delete("default.iris", 1)
+    assert reg.register("default.iris", stored_run / "model", manifest, stored_run) == 2
+    with pytest.raises(AutomlError, match=r"no version 1 \(versions: \[2\]\)"):
+        reg.version_of("default.iris/1")
+
+
+def test_a_registry_db_from_before_bundle_hashes_still_works(tmp_path, caplog):
+    """A registry.db path as older versions wrote it: its versions and aliases as they
+    were, each intact bundle trusted as it is now, version numbers carried on."""
+    old = tmp_path / "registry" / "registry.db"
+    old.parent.mkdir()
+    bundles = [whole_bundle(tmp_path / name) for name in ("b1", "b2")]
+    with sqlite3.connect(old) as db:
+        db.executescript(
+            "CREATE TABLE versions (name TEXT NOT NULL, version INTEGER NOT NULL, "
+            "bundle TEXT NOT NULL, run_dir TEXT, project TEXT, dataset TEXT, family TEXT, "
+            "task TEXT, metrics TEXT NOT NULL, created_at TEXT NOT NULL, "
+            "PRIMARY KEY (name, version));"
+            "CREATE INDEX versions_dataset ON versions (dataset);"
+            "CREATE TABLE aliases (name TEXT NOT NULL, alias TEXT NOT NULL, "
+            "version INTEGER NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (name, alias));"
+        )
+        db.executemany(
+            "INSERT INTO versions VALUES (?, ?, ?, NULL, 'p', 'iris', 'linear', "
+            "'multiclass', '{\"accuracy\": 0.9}', '2025-01-01')",
+            [("p.iris", 1, str(bundles[0])), ("p.iris", 3, str(bundles[1]))],
+        )
+        db.execute("INSERT INTO aliases VALUES ('p.iris', 'production', 3, '2025-01-01')")
+    db.close()
+    (bundles[0] / PIPELINE).write_bytes(b"changed since")  # not trusted by the upgrade
+    with caplog.at_level(logging.WARNING):
+        reg = Registry(str(old), tmp_path / "models")  # a plain path, as the config gives
+        assert reg.resolve("p.iris@production") == bundles[1]
+    assert "p.iris/1 not trusted" in caplog.text
+    with pytest.raises(AutomlError, match=r"'p.iris/1'.*no recorded hash"):
+        reg.resolve("p.iris/1")
+    assert reg.versions("p.iris")["accuracy"].tolist() == [0.9, 0.9]
+    assert reg.register("p.iris", bundles[1], {}, tmp_path) == 4
+    with sqlite3.connect(old) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
 
 
 def test_tampered_or_truncated_bundles_are_refused(iris_run):

@@ -118,13 +118,13 @@ def test_a_registry_from_before_hashes_is_migrated_trusting_its_bundles_once(rac
         registry.register("race", bundle, manifest, bundle)
     registry.delete("race", 2)
     with registry.connect(write=True) as db:  # as the older code left it
-        db.execute("DROP TABLE bundle_hashes")
-        db.execute("DROP TABLE name_versions")
-        db.execute("PRAGMA user_version = 0")
+        db.exec_driver_sql("DROP TABLE bundle_hashes")
+        db.exec_driver_sql("DROP TABLE name_versions")
+        db.exec_driver_sql("PRAGMA user_version = 0")
     assert load_model("race/1", registry=registry).classes  # hashed when migrated
     assert registry.register("race", bundle, manifest, bundle) == 2  # reused: was unknown
     with registry.connect(write=True) as db:  # a row the registry never hashed
-        db.execute("DELETE FROM bundle_hashes WHERE version = 2")
+        db.exec_driver_sql("DELETE FROM bundle_hashes WHERE version = 2")
     with pytest.raises(AutomlError, match=r"'race/2'.*no recorded hash"):
         load_model("race/2", registry=registry)
 
