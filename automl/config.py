@@ -163,6 +163,9 @@ class SearchConfig:
     start_with_defaults: bool = True
     storage: Any = None  # a database URL, a journal file path, or a storage node
     study_name: str = MISSING
+    # a shared study: where trials' out-of-fold predictions go (a folder or an artifact store)
+    artifacts: Any = None
+    heartbeat: int | None = 60  # seconds between a running trial's heartbeats (databases)
     n_jobs: int = 1  # trials at once; more than 1 (or a time budget): worker processes
     finish_share: float = 0.1  # budget share kept for the ensemble, evaluating and saving
     holdout_above: int = 100_000  # rows: one holdout split instead of CV folds above this
@@ -322,6 +325,7 @@ class PredictConfig:
     explain: bool = False  # add each input column's contribution (automl.bundle.explain)
     explainer: dict[str, Any] = field(default_factory=dict)  # its settings (explainer group)
     compiled: dict[str, Any] = field(default_factory=dict)  # how the model compiles (group)
+    engine: dict[str, Any] = field(default_factory=dict)  # where it scores (group); {}: here
     registry: RegistryLocation = field(default_factory=RegistryLocation)
     paths: PathsConfig = field(default_factory=PathsConfig)
     formats: dict[str, Any] = field(default_factory=dict)
@@ -394,6 +398,7 @@ class IngestConfig:
 @dataclass
 class ServeCache:
     size: int = 16
+    max_memory_mb: float | None = 2048.0  # MiB the loaded models may hold (None: no bound)
     resolve_ttl: float = 1.0
 
 

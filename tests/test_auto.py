@@ -166,6 +166,94 @@ def test_two_processes_share_one_study(tmp_path, kind, request):
     assert boards[0]["worker"].iloc[0] != boards[1]["worker"].iloc[0]
 
 
+def shared_search(tmp_path: Path, url: str, name: str, *overrides: str) -> subprocess.Popen:
+    """A ``model=auto`` process searching the study ``shared`` at ``url``; its run folder
+    is ``tmp_path / name``."""
+    command = [
+        sys.executable,
+        "-m",
+        "automl",
+        "model=auto",
+        "model.families=[linear,lgbm]",
+        "model.candidates.lgbm.classifier.n_estimators=50",
+        "search.time_budget=null",
+        "search.n_jobs=1",
+        f"search.storage='{url}'",
+        "search.study_name=shared",
+        f"search.artifacts={tmp_path / 'artifacts'}",
+        "search.ensemble.size=10",
+        f"hydra.run.dir={tmp_path / name}",
+        *QUIET,
+        *overrides,
+    ]
+    return subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finished(run: subprocess.Popen, run_dir: Path | None = None) -> str:
+    """The run's log file (or stderr), once the process ended well."""
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, out + err
+    return "".join(p.read_text() for p in run_dir.glob("*.log")) if run_dir else err
+
+
+def test_three_processes_share_a_postgresql_study_and_each_others_predictions(
+    tmp_path, postgres_url
+):
+    # two "machines" search at once, then a third joins with a single trial of its own
+    for run in [
+        shared_search(tmp_path, postgres_url, f"p{i}", "search.n_trials=3") for i in (0, 1)
+    ]:
+        finished(run)
+    log = finished(
+        shared_search(tmp_path, postgres_url, "p2", "search.n_trials=1"), tmp_path / "p2"
+    )
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    assert sorted(t.number for t in study.trials) == list(range(7))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    boards = [pd.read_csv(tmp_path / f"p{i}" / "leaderboard.csv") for i in range(3)]
+    assert sorted(pd.concat(boards)["number"]) == list(range(7))  # every trial counted once
+    # the third process's ensemble candidates are all seven trials, its own and the others'
+    assert "shared study: 6 other trial(s) among the ensemble candidates" in log
+    members = pd.read_csv(tmp_path / "p2" / "ensemble.csv")
+    others = set(members["trial"]) - set(boards[2]["number"])
+    assert others, members  # refit here from the other processes' parameters
+    best = max(study.trials, key=lambda t: t.value)
+    assert best.number in set(members["trial"])  # the study's best trial is in its ensemble
+    assert len(list((tmp_path / "artifacts").iterdir())) == 7  # one file per trial
+
+
+def test_a_process_that_dies_mid_trial_leaves_its_trial_failed(tmp_path, postgres_url):
+    slow = [  # a trial that runs for minutes: 1M trees without early stopping
+        "model.families=[lgbm]",
+        "model.candidates.lgbm.classifier.n_estimators=1000000",
+        "model.candidates.lgbm.early_stopping=null",
+        "search.heartbeat=1",
+        "search.n_trials=1",
+    ]
+    dying = shared_search(tmp_path, postgres_url, "dies", *slow)
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline, "no trial started"
+        try:
+            study = optuna.load_study(study_name="shared", storage=postgres_url)
+            running = optuna.trial.TrialState.RUNNING
+            if any(t.state == running and "worker" in t.user_attrs for t in study.trials):
+                break  # started: its first heartbeat follows its worker's name
+        except KeyError:  # the study is not made yet
+            pass
+        time.sleep(0.2)
+    time.sleep(1.5)  # beating (every second) in the middle of a trial of minutes
+    dying.kill()
+    dying.communicate()
+    time.sleep(2.5)  # its last heartbeat is now older than the grace period (2 x 1 s)
+    again = ["model.families=[lgbm]", "search.heartbeat=1", "search.n_trials=1"]
+    finished(shared_search(tmp_path, postgres_url, "next", *again))
+    states = [t.state for t in optuna.load_study(study_name="shared", storage=postgres_url).trials]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+
+
 def test_leaderboard_is_printed_at_the_end(tmp_path):
     result = run_cli(
         "automl",

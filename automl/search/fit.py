@@ -44,6 +44,7 @@ from automl.models.fitting import fit, score_predictions
 from automl.search.pool import InlinePool, TrialData, TrialPool, open_pool, refit_estimate
 from automl.search.portfolio import Family, Kept, make_family, run_portfolio
 from automl.search.progress import SearchProgress
+from automl.search.shared import SharedPredictions
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ def fit_search(
             n_trials=cfg.search.n_trials,
             deadline=deadline,
         ),
+        shared=SharedPredictions.of(cfg.search, data),
     )
     y_oof = y[data.oof_rows]
     select_by = None if deadline is None else deadline - finish / 2

@@ -23,7 +23,7 @@ import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -36,7 +36,10 @@ from automl.errors import AutomlError
 from automl.search.pool import InlinePool, TrialOutcome, TrialPool, refit_estimate, worker_name
 from automl.search.progress import SearchProgress
 from automl.search.space import contains, suggest
-from automl.search.study import build_sampler, open_study
+from automl.search.study import Heartbeat, build_sampler, open_study
+
+if TYPE_CHECKING:
+    from automl.search.shared import SharedPredictions
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,9 @@ class Allocator:
     fixed: frozenset[str] = frozenset()  # families with nothing to search: one trial each
 
     def choose(self, trials: list[optuna.trial.FrozenTrial], time_left: float) -> str | None:
-        """The next trial's family; None when no family's trial fits in ``time_left``."""
+        """The next trial's family; None when no family's trial fits in ``time_left``.
+        Trials whose process died (failed for want of a heartbeat) do not count."""
+        trials = [t for t in trials if not died(t)]
         tried = {t.params.get("family") for t in trials}
         for name in self.families:  # cheap start: every family's defaults first
             if name not in tried:
@@ -131,6 +136,11 @@ class Allocator:
         return seconds_of(trial) if self.by_time else 1.0
 
 
+def died(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial failed because its process stopped (no error, no budget stop)."""
+    return trial.state == TrialState.FAIL and not {"error", "stopped"} & trial.user_attrs.keys()
+
+
 def seconds_of(trial: optuna.trial.FrozenTrial) -> float:
     return float(trial.user_attrs.get("seconds", 0.0)) or 1e-3
 
@@ -144,11 +154,14 @@ def run_portfolio(
     deadline: float | None,
     finish_seconds: float,
     progress: SearchProgress | None = None,
+    shared: SharedPredictions | None = None,
 ) -> PortfolioResult:
     """Search ``families`` (``cfg``: the search config) with ``pool`` until ``cfg.n_trials``
     trials (this process's), until the sampler has nothing left (a grid), or until
     ``deadline`` (``time.monotonic()``) less the time the refit will need; ``progress``
-    is told of each finished trial (None: a silent one)."""
+    is told of each finished trial (None: a silent one). With ``shared``, each trial's
+    out-of-fold predictions are shared, and the other processes' best trials join the
+    ensemble candidates at the end."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base_sampler = build_sampler(cfg, {name: family.space for name, family in families.items()})
     # a grid sampler says when it has visited every point; other samplers never run out
@@ -176,6 +189,9 @@ def run_portfolio(
         return deadline - finish_seconds - refit_estimate(list(leaders.values()), pool.workers)
 
     def next_trial() -> bool:
+        with warnings.catch_warnings():  # marked experimental; what optimize() calls
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # trials of a process that stopped beating
         trials = study.get_trials(deepcopy=False)  # one read of the (maybe shared) storage
         family = allocator.choose(trials, stop_at() - time.monotonic())
         if family is None:
@@ -186,7 +202,10 @@ def run_portfolio(
         with warnings.catch_warnings():  # PartialFixedSampler is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.sampler = optuna.samplers.PartialFixedSampler(fixed, base_sampler)
-        trial = study.ask()
+        with warnings.catch_warnings():  # our Heartbeat beats for the trials we ask
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
+            trial = study.ask()
+        heartbeat.started(trial)
         trial.suggest_categorical("family", order)
         values = suggest(trial, spec.space, "")
         trial.set_user_attr("worker", worker_name())
@@ -195,6 +214,7 @@ def run_portfolio(
         return True
 
     progress = progress or SearchProgress(enabled=False, n_trials=cfg.n_trials, deadline=deadline)
+    heartbeat = Heartbeat(study, lambda: [trial for trial, *_ in list(running.values())])
     try:
         while True:
             while len(running) < pool.workers and may_start(cfg, mine, stop_at()):
@@ -214,9 +234,12 @@ def run_portfolio(
                     break
             for future in done:
                 trial, family, values, submitted = running.pop(future)
-                score, spent = record(study, trial, family, values, submitted, future, kept, keep)
+                score, spent = record(
+                    study, trial, family, values, submitted, future, kept, keep, shared
+                )
                 progress.trial(trial.number, family, values, score, spent)
     finally:
+        heartbeat.stop()
         progress.close()
     for trial, family, _, submitted in running.values():
         trial.set_user_attr("stopped", "time budget")
@@ -228,6 +251,10 @@ def run_portfolio(
     seconds = time.monotonic() - started
     if not kept:
         raise AutomlError(no_result(study, mine))
+    if shared is not None:
+        others = shared.others(study, set(mine), keep)
+        kept = sorted(kept + others, key=lambda k: k.outcome.score, reverse=True)[:keep]
+        log.info("shared study: %d other trial(s) among the ensemble candidates", len(others))
     trials = trial_table(study, mine)
     log.info("search: %d trials in %.1fs, %d stopped at the budget", len(mine), seconds, stopped)
     return PortfolioResult(trials, family_table(trials, order), kept, seconds)
@@ -265,9 +292,10 @@ def record(
     future: Any,
     kept: list[Kept],
     keep: int,
+    shared: SharedPredictions | None = None,
 ) -> tuple[float | None, float]:
-    """Tell the study how a trial went; keep its predictions if it is among the best.
-    Returns its score (None: it failed) and seconds.
+    """Tell the study how a trial went; keep its predictions if it is among the best (and
+    share them, with ``shared``). Returns its score (None: it failed) and seconds.
 
     A failed trial (a library error for some parameters) is recorded, not raised: the
     other families go on.
@@ -287,8 +315,11 @@ def record(
         study.tell(trial, state=TrialState.FAIL)
         return None, outcome.seconds
     trial.set_user_attr("cv_std", float(np.std(outcome.scores)))
+    done = Kept(trial.number, family, values, outcome)
+    if shared is not None:
+        shared.upload(trial, done)
     study.tell(trial, outcome.score)
-    kept.append(Kept(trial.number, family, values, outcome))
+    kept.append(done)
     kept.sort(key=lambda k: k.outcome.score, reverse=True)
     del kept[keep:]
     return outcome.score, outcome.seconds
