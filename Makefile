@@ -75,6 +75,7 @@ bench: bench-speed  ## every benchmark, one after another (the figures of docs/b
 	$(BIN)/python bench/ingest_at_scale.py
 	$(BIN)/python bench/monitor_at_scale.py
 	$(BIN)/python bench/ui_pages.py
+	$(BIN)/python bench/many_models.py   # one server, 100 models: memory, cold/warm latency, cache bound
 	$(BIN)/python bench/startup.py   # where the default job's wall time goes, phase by phase
 	$(BIN)/python -m pip install --quiet -e ".[bench]"   # FLAML, for the comparison only
 	$(BIN)/python bench/automl_vs_flaml.py   # about 50 min on 2 cores (8 data sets x 30 s, 120 s)

@@ -646,20 +646,173 @@ def test_alias_move_during_load_fails_no_request(server):
     registry.set_alias(ADULT, "production", 1)
 
 
-def test_lru_cache_drops_the_oldest_model_and_in_flight_objects_keep_working(server):
-    from hydra import compose, initialize_config_module
-
+def local_cache(server, *overrides: str, metrics=None):
+    """A model cache as the server builds one, in this process, over the world's registry."""
+    from automl.config import compose_config
     from automl.serving.models import ModelCache
 
-    with initialize_config_module("automl.conf.apps", version_base="1.3"):
-        cfg = compose("serve", overrides=[f"paths.output_dir={server['root']}", "cache.size=1"])
+    cfg = compose_config(
+        "automl.conf.apps", "serve", [f"paths.output_dir={server['root']}", *overrides]
+    )
     registry = Registry(cfg.registry.uri, cfg.registry.store)
-    cache = ModelCache(registry, cfg.cache, cfg.fast_path, cfg.compiled, cfg.contributions)
+    return ModelCache(registry, cfg.cache, cfg.fast_path, cfg.compiled, cfg.contributions, metrics)
+
+
+def sample(metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_lru_cache_drops_the_oldest_model_and_in_flight_objects_keep_working(server):
+    from automl.serving.metrics import Metrics
+
+    metrics = Metrics([0.1])
+    cache = local_cache(server, "cache.size=1", metrics=metrics)
     first = cache.get(ADULT, 1)
     cache.get(IRIS, cache.resolve(IRIS)[1])
     assert cache.cached() == [(IRIS, 1)]
     assert first.score_fast(records(1)).shape == (1, 2)  # still usable after eviction
     assert cache.resolve(f"{ADULT}@production") == (ADULT, 1)
+    iris = cache.get(IRIS, 1)
+    assert cache.memory == iris.memory and cache.usage() == [(IRIS, 1, iris.memory)]
+    assert sample(metrics, "automl_model_cache_evictions_total", bound="size") == 1
+    assert sample(metrics, "automl_model_cache_lookups_total", result="miss") == 2
+    assert sample(metrics, "automl_model_cache_lookups_total", result="hit") == 1
+    assert sample(metrics, "automl_model_cache_models") == 1
+
+
+def test_cache_memory_bound_drops_the_least_recently_used_models(server):
+    from automl.serving.metrics import Metrics
+    from automl.serving.models import MB
+
+    sizes = local_cache(server, "cache.max_memory_mb=null")
+    adult, iris = sizes.get(ADULT, 1).memory, sizes.get(IRIS, 1).memory
+    assert adult > 10 * iris > 0
+    bound = 2 * adult + iris // 2  # two adults fit, two adults and iris do not
+    metrics = Metrics([0.1])
+    cache = local_cache(server, f"cache.max_memory_mb={bound / MB}", metrics=metrics)
+    cache.get(ADULT, 1)
+    cache.get(IRIS, 1)
+    cache.get(ADULT, 1)  # now iris is the least recently used
+    cache.get(ADULT, 2)
+    assert cache.cached() == [(ADULT, 1), (ADULT, 2)]
+    cache.get(IRIS, 1)
+    assert cache.cached() == [(ADULT, 2), (IRIS, 1)]
+    assert cache.memory == sum(size for *_, size in cache.usage()) <= bound
+    assert sample(metrics, "automl_model_cache_evictions_total", bound="memory") == 2
+    assert sample(metrics, "automl_model_cache_evictions_total", bound="size") == 0
+    assert sample(metrics, "automl_model_cache_bytes") == cache.memory
+    assert sample(metrics, "automl_model_cache_models") == 2
+
+
+def test_cache_memory_bound_must_be_positive_or_null(tmp_path):
+    from automl.apps.serve import check
+    from automl.config import compose_config
+    from automl.errors import ConfigError
+
+    def cfg(bound: str):
+        overrides = [f"paths.output_dir={tmp_path}", f"cache.max_memory_mb={bound}"]
+        return compose_config("automl.conf.apps", "serve", overrides)
+
+    check(cfg("null"))
+    check(cfg("0.5"))
+    with pytest.raises(ConfigError, match="cache.max_memory_mb must be positive"):
+        check(cfg("0"))
+
+
+RSS_GROWTH = """
+import gc, json, sys
+from automl.bundle.registry import Registry
+from automl.config import compose_config
+from automl.serving.models import ModelCache
+
+def rss():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS"))
+
+root, name, version, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+cfg = compose_config("automl.conf.apps", "serve", [f"paths.output_dir={root}"])
+cache = ModelCache(Registry.at(cfg.registry), cfg.cache, cfg.fast_path, cfg.compiled,
+                   cfg.contributions)
+cache.load(name, version)  # libraries imported, their one-time memory taken
+gc.collect()
+before = rss()
+kept = [cache.load(name, version) for _ in range(n)]
+gc.collect()
+print(json.dumps({"estimate": kept[0].memory, "rss": (rss() - before) / n}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
+@pytest.mark.parametrize("name, copies", [(ADULT, 8), (IRIS, 30)])
+def test_cache_memory_estimate_is_within_a_factor_of_two_of_rss_growth(server, name, copies):
+    """Copies of one model loaded in a fresh process: the RSS each adds against the
+    estimate the cache keeps (LightGBM, linear)."""
+    done = subprocess.run(
+        [sys.executable, "-c", RSS_GROWTH, str(server["root"]), name, "1", str(copies)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    print(name, found)
+    assert 0.5 <= found["estimate"] / found["rss"] <= 2.0, found
+
+
+def test_cache_memory_bound_reloads_and_serves_correct_predictions(server):
+    """A server whose memory bound holds iris but not adult: every switch between them
+    reloads, adult is served alone with a warning, the answers stay the pipeline's, and
+    /metrics and /health/ready report the cache's memory."""
+    from sklearn.datasets import load_iris
+
+    from automl.serving.models import MB
+
+    iris = local_cache(server, "cache.max_memory_mb=null").get(IRIS, 1).memory
+    root = server["root"]
+    overrides = [
+        f"paths.output_dir={root}",
+        f"hydra.run.dir={root}/serve-bounded",
+        f"cache.max_memory_mb={2 * iris / MB}",
+        "prediction_log.enabled=false",
+        "ui.enabled=false",
+    ]
+    registry = Registry(root / "registry" / "registry.db", root / "registry" / "models")
+    flowers = load_iris(as_frame=True).data.iloc[[0, 60, 120]]
+    iris_rows = flowers.to_dict("records")
+    expected_iris = load_model(f"{IRIS}/1", registry).predict_proba(flowers)
+    frame = adult_test_frame(20)
+    expected_adult = expected_proba(1, frame, root)
+    log_path = root / "serve-bounded.log"
+    with serve_process(overrides, log_path) as (url, _):
+        bounded = {**server, "url": url}
+        with client(bounded, "boss") as c:
+            for _ in range(3):
+                adult = c.post(f"/v1/models/{ADULT}/predict?version=1", json=records(20))
+                assert adult.status_code == 200, adult.text
+                got = [p[">50K"] for p in adult.json()["probabilities"]]
+                assert np.allclose(got, expected_adult, rtol=0, atol=1e-12)
+                flower = c.post(f"/v1/models/{IRIS}/predict", json=iris_rows)
+                assert flower.status_code == 200, flower.text
+                got = pd.DataFrame(flower.json()["probabilities"])[expected_iris.columns]
+                assert np.allclose(got.to_numpy(), expected_iris.to_numpy(), rtol=0, atol=1e-12)
+            ready = c.get("/health/ready").json()
+            text = c.get("/metrics").text
+    cache = ready["cache"]
+    assert ready["models"] == [f"{IRIS}/1"] and cache["models"] == 1
+    assert cache["max_memory_mb"] == pytest.approx(2 * iris / MB)
+    assert 0 < cache["memory_mb"] == cache["model_memory_mb"][f"{IRIS}/1"] <= 2 * iris / MB
+    metric = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("automl_model_cache")
+    }
+    assert metric['automl_model_cache_lookups_total{result="miss"}'] == 6
+    assert metric['automl_model_cache_evictions_total{bound="memory"}'] == 5
+    assert metric["automl_model_cache_models"] == 1
+    held = metric["automl_model_cache_bytes"]
+    assert held == pytest.approx(cache["memory_mb"] * MB, abs=MB / 1e3)
+    assert log_path.read_text().count("it is served alone") == 3
 
 
 @pytest.mark.slow

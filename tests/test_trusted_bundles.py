@@ -85,7 +85,7 @@ def test_a_bundle_whose_manifest_does_not_list_its_pipeline_is_refused(iris_run,
 def test_version_numbers_are_never_reused_and_the_cache_serves_the_new_model(race):
     registry, bundle, manifest = race
     assert [registry.register("race", bundle, manifest, bundle) for _ in range(2)] == [1, 2]
-    cfg = SimpleNamespace(size=4, resolve_ttl=0.0)
+    cfg = SimpleNamespace(size=4, max_memory_mb=None, resolve_ttl=0.0)
     cache = ModelCache(registry, cfg, SimpleNamespace(enabled=False), None, {})
     old = cache.get(*cache.resolve("race"))
     assert old.version == 2

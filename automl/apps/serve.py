@@ -33,6 +33,9 @@ def check(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value < 1:
             raise ConfigError(f"{key} must be at least 1, got {value}")
+    bound = cfg.cache.max_memory_mb
+    if bound is not None and bound <= 0:
+        raise ConfigError(f"cache.max_memory_mb must be positive (or null: no bound), got {bound}")
     if cfg.limits.request_timeout <= 0:
         raise ConfigError(
             f"limits.request_timeout must be positive, got {cfg.limits.request_timeout}"

@@ -58,6 +58,10 @@ class Server:
     def build(cls, cfg: Any) -> Server:
         registry = Registry.at(cfg.registry)
         auth = AuthStore(cfg.auth.url, ttl=cfg.auth.cache_ttl)
+        metrics = Metrics(list(cfg.metrics.latency_buckets))
+        cache = ModelCache(
+            registry, cfg.cache, cfg.fast_path, cfg.compiled, cfg.contributions, metrics
+        )
         return cls(
             cfg=cfg,
             limits=Limits(
@@ -66,9 +70,9 @@ class Server:
                 int(cfg.fast_path.max_rows),
             ),
             models=RegistryService(registry, auth),
-            cache=ModelCache(registry, cfg.cache, cfg.fast_path, cfg.compiled, cfg.contributions),
+            cache=cache,
             auth=auth,
-            metrics=Metrics(list(cfg.metrics.latency_buckets)),
+            metrics=metrics,
             alerter=Alerter(cfg.monitoring.alerts),
         )
 

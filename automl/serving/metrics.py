@@ -1,4 +1,5 @@
-"""Prometheus metrics of the server: requests, errors, latency and rows per model version.
+"""Prometheus metrics of the server: requests, errors, latency and rows per model version;
+the model cache's lookups, drops, models and memory.
 
 With several uvicorn workers, ``python -m automl.serve`` sets ``PROMETHEUS_MULTIPROC_DIR``
 and ``/metrics`` adds up every worker's values. ``render(visible)`` keeps only the samples
@@ -19,6 +20,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -65,10 +67,41 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        lookups = Counter(
+            "automl_model_cache_lookups",
+            "Model cache lookups: hit, or miss (the model was loaded)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.cache_hits, self.cache_misses = lookups.labels("hit"), lookups.labels("miss")
+        self.cache_evictions = Counter(
+            "automl_model_cache_evictions",
+            "Models dropped from the cache, by the bound that dropped them: size or memory",
+            ["bound"],
+            registry=self.registry,
+        )
+        self.cache_models = Gauge(
+            "automl_model_cache_models",
+            "Models loaded in the cache (summed over workers)",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.cache_bytes = Gauge(
+            "automl_model_cache_bytes",
+            "Memory the cached models hold, in bytes, as estimated when each loaded "
+            "(summed over workers)",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
 
     def log_failed(self, reason: str, n: int) -> None:
         """Count ``n`` lost prediction log records (the logger's ``on_failure``)."""
         self.log_failures.labels(reason).inc(n)
+
+    def cache_held(self, models: int, memory: int) -> None:
+        """What the model cache holds now: ``models`` taking ``memory`` bytes."""
+        self.cache_models.set(models)
+        self.cache_bytes.set(memory)
 
     @contextmanager
     def observe(

@@ -1,5 +1,6 @@
-"""Models as the server holds them: loaded lazily into an LRU cache, compiled for the fast
-path, and found by reference with a short-lived cache of the registry's answer.
+"""Models as the server holds them: loaded lazily into an LRU cache bounded by a count and
+by memory, compiled for the fast path, and found by reference with a short-lived cache of
+the registry's answer.
 
 A model is compiled when it loads (``Model.compile`` with the ``compiled`` config): its
 batches are then scored by the compiled model, and up to ``fast_path.max_rows`` records
@@ -9,6 +10,11 @@ A request resolves its reference (``name``, ``name@alias`` or ``name/3``) to a v
 most ``resolve_ttl`` seconds old, then takes that version's model from the cache (loading
 it on a miss). A request in flight keeps the object it took, so an alias move or an
 eviction never breaks it; the next requests get the new version.
+
+Each model's memory is estimated once, when it loads (:func:`automl.serving.footprint.
+footprint`); least recently used models are dropped until at most ``cache.size`` models
+and ``cache.max_memory_mb`` MiB are held. A model larger than the memory bound alone is
+still served, alone, with a warning.
 """
 
 from __future__ import annotations
@@ -28,8 +34,11 @@ from automl.bundle.model import Model
 from automl.bundle.registry import Registry
 from automl.services.scoring import one_thread_each
 from automl.serving.fastpath import Fallback, FastPath
+from automl.serving.footprint import footprint
+from automl.serving.metrics import Metrics
 
 log = logging.getLogger(__name__)
+MB = 2**20  # the cache's "MB" are MiB
 
 
 @dataclass
@@ -42,6 +51,7 @@ class ServedModel:
     fast: FastPath | None
     fast_path_reason: str
     explain_settings: Settings = field(default_factory=Settings)
+    memory: int = 0  # bytes it holds, estimated when it loaded (serving/footprint.py)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """The vectorised path on rows ``Model.prepare`` returned: probabilities or values."""
@@ -60,7 +70,9 @@ class ServedModel:
 
 
 class ModelCache:
-    """An LRU cache of ``ServedModel`` keyed by (name, version), plus reference resolution.
+    """An LRU cache of ``ServedModel`` keyed by (name, version), bounded by ``cfg.size``
+    models and ``cfg.max_memory_mb`` MiB (None: by count alone), plus reference resolution.
+    With ``metrics``, lookups, drops and what the cache holds are counted there.
 
     The registry never gives a version number twice (a deleted ``name/3`` stays gone), so a
     key always means one bundle; loads go through ``Registry.resolve``, which checks the
@@ -68,10 +80,20 @@ class ModelCache:
     """
 
     def __init__(
-        self, registry: Registry, cfg: Any, fast_path: Any, compiled: Any, contributions: Any
+        self,
+        registry: Registry,
+        cfg: Any,
+        fast_path: Any,
+        compiled: Any,
+        contributions: Any,
+        metrics: Metrics | None = None,
     ) -> None:
         self.registry = registry
         self.size = int(cfg.size)
+        bound = cfg.max_memory_mb
+        self.max_memory = None if bound is None else int(float(bound) * MB)  # bytes
+        self.memory = 0  # bytes the cached models hold
+        self.metrics = metrics
         self.ttl = float(cfg.resolve_ttl)
         self.fast_enabled = bool(fast_path.enabled)
         self.compiled = compiled  # the `compiled` config node (how models are compiled)
@@ -102,20 +124,59 @@ class ModelCache:
         with self.lock:
             if key in self.models:
                 self.models.move_to_end(key)
+                self.count(hit=True)
                 return self.models[key]
             loading = self.loading.setdefault(key, threading.Lock())
         with loading:
             with self.lock:
-                if key in self.models:
+                if key in self.models:  # another request loaded it meanwhile
+                    self.count(hit=True)
                     return self.models[key]
             served = self.load(name, version)
             with self.lock:
+                self.count(hit=False)
                 self.models[key] = served
+                self.memory += served.memory
                 self.loading.pop(key, None)
-                while len(self.models) > self.size:
-                    old, _ = self.models.popitem(last=False)
-                    log.info("model cache: dropped %s/%d (size %d)", *old, self.size)
+                self.shrink()
         return served
+
+    def count(self, hit: bool) -> None:
+        if self.metrics is not None:
+            (self.metrics.cache_hits if hit else self.metrics.cache_misses).inc()
+
+    def over_memory(self) -> bool:
+        return self.max_memory is not None and self.memory > self.max_memory
+
+    def shrink(self) -> None:
+        """Drop least recently used models until both bounds hold, keeping the newest even
+        when it alone is over the memory bound (with a warning). Called under the lock."""
+        while len(self.models) > 1 and (len(self.models) > self.size or self.over_memory()):
+            bound = "size" if len(self.models) > self.size else "memory"
+            (name, version), old = self.models.popitem(last=False)
+            self.memory -= old.memory
+            log.info(
+                "model cache: dropped %s/%d (%s bound; %d model(s), %.1f MiB left)",
+                name,
+                version,
+                bound,
+                len(self.models),
+                self.memory / MB,
+            )
+            if self.metrics is not None:
+                self.metrics.cache_evictions.labels(bound).inc()
+        if self.over_memory():
+            (name, version), served = next(iter(self.models.items()))
+            log.warning(
+                "model cache: %s/%d takes %.1f MiB, more than cache.max_memory_mb=%g: "
+                "it is served alone",
+                name,
+                version,
+                served.memory / MB,
+                self.max_memory / MB,
+            )
+        if self.metrics is not None:
+            self.metrics.cache_held(len(self.models), self.memory)
 
     def has(self, name: str, version: int) -> bool:
         return (name, version) in self.models
@@ -123,6 +184,11 @@ class ModelCache:
     def cached(self) -> list[tuple[str, int]]:
         with self.lock:
             return list(self.models)
+
+    def usage(self) -> list[tuple[str, int, int]]:
+        """(name, version, bytes) of each cached model, least recently used first."""
+        with self.lock:
+            return [(name, version, m.memory) for (name, version), m in self.models.items()]
 
     def load(self, name: str, version: int) -> ServedModel:
         started = time.perf_counter()
@@ -134,11 +200,14 @@ class ModelCache:
             reason = "disabled (fast_path.enabled=false)"
         elif model.compiled is not None:
             fast = FastPath(model)
+        served = ServedModel(name, version, model, fast, reason, self.explain_settings)
+        served.memory = footprint(served)
         log.info(
-            "loaded %s/%d in %.2f s; fast path: %s",
+            "loaded %s/%d in %.2f s (%.1f MiB); fast path: %s",
             name,
             version,
             time.perf_counter() - started,
+            served.memory / MB,
             reason,
         )
-        return ServedModel(name, version, model, fast, reason, self.explain_settings)
+        return served

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from automl.services.registry import project_of
 from automl.serving.deps import LimitedRoute, MaybeCaller, ServerDep
+from automl.serving.models import MB
 
 log = logging.getLogger("automl.serving")
 
@@ -30,7 +31,9 @@ async def live() -> dict:
 @router.get("/health/ready")
 async def ready(state: ServerDep, who: MaybeCaller) -> JSONResponse:
     """Preloading is done and the auth database answers (503 otherwise); with a key, the
-    loaded models of the caller's projects."""
+    loaded models of the caller's projects, and the model cache: its bounds, how many
+    models it holds and their memory (MiB, estimated at load), per model for the
+    caller's."""
     if not state.ready:
         return JSONResponse({"status": "starting"}, status_code=503)
     try:
@@ -40,8 +43,17 @@ async def ready(state: ServerDep, who: MaybeCaller) -> JSONResponse:
         return JSONResponse({"status": "auth database down"}, 503)
     answer: dict = {"status": "ready"}
     if who is not None:
-        cached = state.cache.cached()
-        answer["models"] = [f"{n}/{v}" for n, v in cached if who.can(project_of(n), "viewer")]
+        cache = state.cache
+        usage = cache.usage()
+        mine = {f"{n}/{v}": size for n, v, size in usage if who.can(project_of(n), "viewer")}
+        answer["models"] = list(mine)
+        answer["cache"] = {
+            "size": cache.size,
+            "max_memory_mb": None if cache.max_memory is None else cache.max_memory / MB,
+            "models": len(usage),
+            "memory_mb": round(sum(size for _, _, size in usage) / MB, 3),
+            "model_memory_mb": {ref: round(size / MB, 3) for ref, size in mine.items()},
+        }
     return JSONResponse(answer)
 
 
