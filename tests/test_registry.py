@@ -10,6 +10,7 @@ import pickle
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -252,6 +253,40 @@ def test_registering_from_two_processes_in_a_tight_loop(on_store, tmp_path, stor
     for version in (1, 15, 30):
         assert load_model(f"race/{version}", registry=reg).classes
     assert not list((tmp_path / "models" / "race").glob(".incoming-*"))
+
+
+def test_processes_opening_a_new_database_at_once_make_its_schema_once(store_url, tmp_path):
+    """Four processes, ready to start together, each register into a database that has no
+    tables yet: the schema is made once, under the write lock, and no number repeats."""
+    bundle = whole_bundle(tmp_path / "bundle")
+    go = tmp_path / "go"
+    script = (
+        "import sys, time; from pathlib import Path; from automl.bundle.registry import Registry\n"
+        "reg = Registry(sys.argv[1], sys.argv[2]); b = Path(sys.argv[3]); go = Path(sys.argv[4])\n"
+        "Path(sys.argv[5]).touch()\n"
+        "while not go.exists(): time.sleep(0.005)\n"
+        "print([reg.register('fresh', b, {}, b) for _ in range(3)])\n"
+    )
+    common = [store_url, str(tmp_path / "models"), str(bundle), str(go)]
+    ready = [tmp_path / f"ready{i}" for i in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *common, str(flag)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for flag in ready
+    ]
+    deadline = time.monotonic() + 120
+    while not all(flag.exists() for flag in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    got = [v for out, _ in outputs for v in json.loads(out)]
+    assert sorted(got) == list(range(1, 13))
+    assert Registry(store_url, tmp_path / "models").models()["latest"].tolist() == [12]
 
 
 def test_registered_versions_are_refused_when_tampered_with_or_unsigned(stored_run, on_store):
