@@ -194,9 +194,10 @@ class EvaluationConfig:
 class RegistryConfig:
     enabled: bool = True  # register every successful run as a new model version
     uri: str = MISSING  # the registry's database: a path (SQLite), or an SQLite/PostgreSQL URL
-    store: str = MISSING  # where registered bundles are kept
+    store: str = MISSING  # where registered bundles are kept: a folder or an fsspec URL
     name: str = MISSING  # the registered model's name, <project>.<dataset> by default
     signing_key: str | None = None  # HMAC key: each version is signed, only signed ones load
+    cache: str | None = None  # where bundles from a URL store are fetched to
 
 
 @dataclass
@@ -307,8 +308,9 @@ class RegistryLocation:
     """Where the registry is: its database and its bundle store (conf/common/registry/)."""
 
     uri: str = MISSING
-    store: str = MISSING
+    store: str = MISSING  # a folder or an fsspec URL
     signing_key: str | None = None  # HMAC key: only versions signed with it are loaded
+    cache: str | None = None  # where bundles from a URL store are fetched to
 
 
 @dataclass
@@ -403,8 +405,14 @@ class ServeCache:
 
 
 @dataclass
-class ServeAuth:
-    url: str = MISSING
+class AuthLocation:
+    """Where the identity database is (the ``auth`` group, conf/common/auth/)."""
+
+    url: str = MISSING  # any SQLAlchemy URL
+
+
+@dataclass
+class ServeAuth(AuthLocation):
     cache_ttl: float = 5.0
 
 
@@ -423,13 +431,19 @@ class FastPathConfig:
 
 
 @dataclass
-class PredictionLogConfig:
+class LogLocation:
+    """Where the prediction log is (the ``prediction_log`` group, conf/common/)."""
+
+    store: Any = MISSING  # a node with _target_ building the store, or a path or URL
+
+
+@dataclass
+class PredictionLogConfig(LogLocation):
     enabled: bool = True
     batch_size: int = 500
     flush_seconds: float = 1.0
     queue_size: int = 100_000
     close_timeout: float | None = 300.0  # seconds shutdown waits for the queue (None: no limit)
-    store: Any = MISSING  # a node with _target_ building the store
 
 
 @dataclass
@@ -470,6 +484,22 @@ class ServeConfig:
     metrics: ServeMetrics = field(default_factory=ServeMetrics)
     ui: ServeUi = field(default_factory=ServeUi)
     paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+@dataclass
+class BackupConfig:
+    """``python -m automl.backup``: where archives go (or the one to restore), which stores,
+    and where each store is (the same keys as training and serving)."""
+
+    to: str = MISSING  # the folder of the archives
+    restore: str | None = None  # an archive to restore (into the locations below)
+    stores: list[str] = field(default_factory=list)  # registry | auth | prediction_log | tracking
+    pg_bin: list[str] = field(default_factory=list)  # pg_dump/pg_restore folders after PATH
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    registry: RegistryLocation = field(default_factory=RegistryLocation)
+    tracking: Any = None  # the tracking group's node (tracking.uri: the MLflow store)
+    auth: AuthLocation = field(default_factory=AuthLocation)
+    prediction_log: LogLocation = field(default_factory=LogLocation)
 
 
 @dataclass
@@ -515,6 +545,7 @@ def register_schemas() -> None:
     store.store(name="monitor_schema", node=MonitorConfig)
     store.store(name="serve_schema", node=ServeConfig)
     store.store(name="shared_schema", node=SharedConfig)
+    store.store(name="backup_schema", node=BackupConfig)
 
 
 def build(node: Any, /, **kwargs: Any) -> Any:

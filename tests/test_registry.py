@@ -438,3 +438,34 @@ def test_promote_and_score_by_alias_end_to_end(tmp_path, train_config):
         assert result.returncode == 0, result.stderr
         scored = pd.read_csv(out)
         assert np.allclose(scored["proba_>50K"], expected[version]["proba_>50K"])
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+def test_a_bundle_store_at_an_fsspec_url_is_read_by_every_registry_instance(
+    iris_run, tmp_path, kind
+):
+    import fsspec
+
+    store = "memory://registry-models" if kind == "memory" else (tmp_path / "urlstore").as_uri()
+    remote = Registry(tmp_path / "remote.db", store, cache=tmp_path / "cache-a")
+    manifest = json.loads((iris_run / "model" / MANIFEST).read_text())
+    version = remote.register("team.iris", iris_run / "model", manifest, iris_run)
+    remote.set_alias("team.iris", "production", version)
+    expected = load_model(iris_run)
+    features = expected.background.head(5)
+    # another worker or machine: the same database and store, a cache of its own
+    other = Registry(tmp_path / "remote.db", store, cache=tmp_path / "cache-b")
+    loaded = other.load("team.iris@production")
+    pd.testing.assert_frame_equal(loaded.score(features), expected.score(features))
+    fetched = (tmp_path / "cache-b" / "team.iris").is_dir()  # kept by version and hash
+    assert fetched == (kind == "memory")  # a file:// store is read in place
+    # the stored copy changed after registration: a machine fetching it refuses it
+    fs, root = fsspec.core.url_to_fs(store)
+    [pipeline] = [p for p in fs.find(root) if p.endswith(PIPELINE)]
+    fs.pipe_file(pipeline, fs.cat_file(pipeline) + b"tampered")
+    third = Registry(tmp_path / "remote.db", store, cache=tmp_path / "cache-c")
+    with pytest.raises(AutomlError, match="does not match the one registered"):
+        third.load("team.iris/1")
+    remote.remove_alias("team.iris", "production")
+    remote.delete("team.iris", version)
+    assert not [p for p in fs.find(root) if "team.iris" in p]  # its stored bundle is gone

@@ -46,8 +46,10 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, t
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from automl.atomic import discard, publish, temp_path
+from automl.atomic import discard
 from automl.bundle.model import CHECKSUM, MANIFEST, PIPELINE, Model, read_manifest, sha256
+from automl.bundle.store import BundleStore
+from automl.database import replace_prefix
 from automl.errors import AutomlError
 from automl.redact import redact_text
 
@@ -122,18 +124,25 @@ def bundle_hashes(bundle: Path) -> tuple[str, str]:
     return sha256(bundle / MANIFEST), pipeline
 
 
-def database_url(uri: str | Path) -> URL:
-    """``registry.uri`` as a SQLAlchemy URL: a plain path is an SQLite file; a URL must be
-    SQLite's or PostgreSQL's."""
+def database_url(uri: str | Path, key: str = "registry.uri") -> URL:
+    """``registry.uri`` (or the setting ``key``) as a SQLAlchemy URL: a plain path is an
+    SQLite file; a URL must be SQLite's or PostgreSQL's."""
     if isinstance(uri, Path) or "://" not in uri:
         return URL.create("sqlite", database=str(Path(uri).expanduser()))
     url = make_url(uri)
     if url.get_backend_name() not in AGGREGATE:
         raise AutomlError(
-            f"registry.uri '{redact_text(uri)}' is neither a path (an SQLite file) nor an "
+            f"{key} '{redact_text(uri)}' is neither a path (an SQLite file) nor an "
             "SQLite or PostgreSQL URL (sqlite:///PATH, postgresql+psycopg://USER@HOST/DB)"
         )
     return url
+
+
+def relocate(url: str, old_store: Path, new_store: Path) -> None:
+    """Point the versions of the registry database at ``url`` (a SQLAlchemy URL) whose
+    bundles were under ``old_store`` at the same bundles under ``new_store`` (a restored
+    copy of the registry, elsewhere)."""
+    replace_prefix(url, [("versions", "bundle")], str(old_store), str(new_store))
 
 
 def record_hashes(
@@ -168,18 +177,30 @@ class Registry:
     SQLite or PostgreSQL URL); bundles under ``store``; with a ``signing_key``, only
     versions signed with it are resolved."""
 
-    def __init__(self, uri: str | Path, store: str | Path, signing_key: str | None = None) -> None:
+    def __init__(
+        self,
+        uri: str | Path,
+        store: str | Path,
+        signing_key: str | None = None,
+        cache: str | Path | None = None,
+    ) -> None:
         self.url = database_url(uri)  # the SQLAlchemy URL (with its password)
         self.uri = redact_text(str(uri))  # where, for messages: the path or URL, no password
         self.backend = self.url.get_backend_name()  # "sqlite" or "postgresql"
-        self.store = Path(store).expanduser()
+        self.store = store  # where bundles are kept, as given: a folder or an fsspec URL
+        self.bundles = BundleStore(store, cache)
         self.signing_key = signing_key.encode() if signing_key else None
 
     @classmethod
     def at(cls, location: Any) -> Registry:
-        """The registry a ``registry`` config node (``uri``, ``store``, ``signing_key``)
-        points at."""
-        return cls(location.uri, location.store, getattr(location, "signing_key", None))
+        """The registry a ``registry`` config node (``uri``, ``store``, ``signing_key``,
+        ``cache``) points at."""
+        return cls(
+            location.uri,
+            location.store,
+            getattr(location, "signing_key", None),
+            getattr(location, "cache", None),
+        )
 
     @classmethod
     def default(cls, folder: Path | None = None) -> Registry:
@@ -302,8 +323,7 @@ class Registry:
         The stored copy's hashes are recorded; a number is never given twice, and a folder
         left under the new number by a crash before the commit is replaced.
         """
-        folder = self.store / name
-        staging = temp_path(folder / "incoming-bundle", directory=True)  # the number: later
+        staging = self.bundles.staging(name)  # the version number: later
         try:
             shutil.copytree(bundle, staging, dirs_exist_ok=True)
             try:
@@ -320,15 +340,11 @@ class Registry:
                     {"name": name},
                 ).scalar_one()
                 version = latest + 1
-                target = folder / str(version)
-                if target.exists() or target.is_symlink():  # no row can point at it: we hold
-                    log.warning("registry: removing '%s', left by a crash", target)  # the lock
-                    discard(target)
-                publish(staging, target)
+                stored = self.bundles.put(staging, name, version)  # under the lock
                 record = {
                     "name": name,
                     "version": version,
-                    "bundle": str(target.resolve()),
+                    "bundle": stored,
                     "run_dir": str(run_dir.resolve()),
                     "project": manifest.get("project"),
                     "dataset": manifest.get("dataset"),
@@ -349,7 +365,7 @@ class Registry:
                         {"name": name, "version": version},
                     )
                 except BaseException:
-                    shutil.rmtree(target, ignore_errors=True)
+                    self.bundles.remove(stored)
                     raise
         finally:
             discard(staging)
@@ -382,7 +398,8 @@ class Registry:
         return bundle, recorded
 
     def recorded(self, name: str, version: int) -> tuple[Path, tuple, str | None]:
-        """(bundle folder, (manifest hash, pipeline hash), signature) of a version."""
+        """(bundle folder, (manifest hash, pipeline hash), signature) of a version; a bundle
+        in a remote store is fetched into the local cache first."""
         with self.connect() as db:
             bundle, manifest, pipeline, signature = db.execute(
                 text(
@@ -393,7 +410,10 @@ class Registry:
                 ),
                 {"name": name, "version": version},
             ).one()
-        return Path(bundle), (manifest, pipeline), signature
+        if manifest is None:  # no recorded hash: verify() refuses it
+            return Path(bundle), (manifest, pipeline), signature
+        local = self.bundles.local(bundle, name, version, manifest)  # a remote one: fetched
+        return local, (manifest, pipeline), signature
 
     def sign(self, name: str | None = None) -> list[str]:
         """Sign every version (of ``name``) not yet signed with this registry's key, once
@@ -554,7 +574,7 @@ class Registry:
                 ),
                 key,
             ).scalar_one()
-        shutil.rmtree(bundle, ignore_errors=True)
+        self.bundles.remove(bundle)
 
     def models(self) -> pd.DataFrame:
         """One row per model: versions, latest version, aliases."""
