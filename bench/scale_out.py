@@ -4,8 +4,9 @@
   ``model=auto`` study in PostgreSQL at once (breast_cancer, linear and a 50-tree LightGBM,
   ``search.n_trials`` each): trials/s of the whole study, from the trials' own start and
   finish times (process start-up left out).
-- **Registrations:** 1 and 4 processes registering versions into one registry database
-  (SQLite file, then PostgreSQL): registrations/s.
+- **Registrations:** 1 and 4 processes registering versions of one model into one
+  registry (SQLite file, then PostgreSQL; each registration copies a small real bundle and
+  takes the registry's write lock): registrations/s.
 
 Needs a PostgreSQL server whose role may create databases: ``make postgres`` (as root), or
 ``AUTOML_BENCH_POSTGRES=postgresql+psycopg://user:pw@host:5432/postgres``. Each part makes
@@ -93,10 +94,62 @@ def shared_search(processes: int, trials: int, work: Path) -> float:
         return len(done) / (last - first).total_seconds()
 
 
+REGISTER = """
+import json, sys, time
+from pathlib import Path
+from automl.bundle.registry import Registry
+uri, store, bundle, n = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+manifest = json.loads((bundle / "manifest.json").read_text())
+registry = Registry(uri, store)
+registry.register("bench.warmup", bundle, manifest, bundle)  # connect, make tables: not timed
+print(time.time(), flush=True)
+for _ in range(n):
+    registry.register("bench.iris", bundle, manifest, bundle)
+print(time.time())
+"""
+
+
+def registrations(processes: int, n: int, uri: str, store: Path, bundle: Path) -> float:
+    """Registrations/s of ``processes`` processes each registering ``n`` versions of one
+    model at once (every one takes the registry's write lock)."""
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", REGISTER, uri, str(store), str(bundle), str(n)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    spans = []
+    for run in runs:
+        out, err = run.communicate()
+        if run.returncode:
+            sys.exit(f"a registering process failed:\n{err}")
+        spans.append([float(t) for t in out.split()])
+    return processes * n / (max(e for _, e in spans) - min(s for s, _ in spans))
+
+
+def iris_bundle(work: Path) -> Path:
+    """A small real bundle (iris, linear) to register again and again."""
+    from automl.config import register_schemas
+    from automl.services.training import train
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from helpers import FAST, compose_train
+
+    register_schemas()
+    overrides = ["dataset=iris", "model=linear", *FAST, "registry.enabled=false"]
+    train(compose_train(overrides), work / "iris")
+    return work / "iris" / "model"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=6, help="trials per process")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--registrations", type=int, default=40, help="per process")
     args = parser.parse_args()
     try:
         sa.create_engine(SERVER).connect().close()
@@ -113,6 +166,20 @@ def main() -> None:
                 f"  {n} process(es): {rate:6.2f} trials/s  ({rate / base:.2f}x one process; "
                 f"{n * args.trials} trials, {time.perf_counter() - started:.0f} s wall)"
             )
+        work = Path(tmp)
+        bundle = iris_bundle(work)
+        print(f"registrations ({args.registrations} per process, one model, each a bundle copy)")
+        for kind in ("sqlite", "postgresql"):
+            for n in (1, 4):
+                store = work / f"store-{kind}-{n}"
+                if kind == "sqlite":
+                    rate = registrations(
+                        n, args.registrations, str(work / f"r{n}.db"), store, bundle
+                    )
+                else:
+                    with database() as url:
+                        rate = registrations(n, args.registrations, url, store, bundle)
+                print(f"  {kind:<10} {n} process(es): {rate:7.1f} registrations/s")
 
 
 if __name__ == "__main__":
