@@ -40,14 +40,29 @@ def discard(tmp: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def publish(tmp: Path, path: Path) -> Path:
-    """Rename a finished temporary file or folder to ``path`` (one atomic step).
+def publish(tmp: Path, path: Path, replace: bool = False, mode: int | None = None) -> Path:
+    """Rename a finished temporary file or folder to ``path`` (one atomic step), with the
+    permissions of a new file (or ``mode``, e.g. 0o600 for one only its owner may read).
 
     A file replaces an existing file; a folder replaces a missing or empty folder
     (``os.replace`` cannot replace a folder that has files: callers that must replace
-    one write its files one by one with :func:`staged`).
+    one write its files one by one with :func:`staged`, or pass ``replace``: the old
+    folder is renamed aside, the new one into place, then the old one removed (put back if
+    the second rename fails): ``path`` is never a mix of the two).
     """
-    os.chmod(tmp, file_mode(directory=tmp.is_dir()))  # temp paths are private until now
+    if mode is None:
+        mode = file_mode(directory=tmp.is_dir())  # temp paths are private until now
+    os.chmod(tmp, mode)
+    if replace and tmp.is_dir() and path.is_dir() and not path.is_symlink():
+        old = temp_path(path, directory=True)
+        os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.replace(old, path)
+            raise
+        discard(old)
+        return path
     os.replace(tmp, path)
     return path
 

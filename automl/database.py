@@ -3,6 +3,7 @@ any SQLAlchemy URL, PostgreSQL for a team, an SQLite file for one machine."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,3 +32,40 @@ def sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def replace_prefix(
+    url: str, columns: Iterable[tuple[str, str]], old: str, new: str
+) -> dict[str, int]:
+    """In the database at ``url``, every value of ``columns`` ((table, column) pairs; those
+    missing are skipped) that is ``old`` or starts with ``old/`` made to start with ``new``
+    instead (paths a store records, after the store moved); {"table.column": rows changed}."""
+    engine = open_database(url)
+    changed = {}
+    try:
+        with engine.begin() as db:
+            schema = sa.inspect(db)
+            tables = set(schema.get_table_names())
+            for table, column in columns:
+                if table not in tables or column not in {
+                    c["name"] for c in schema.get_columns(table)
+                }:
+                    continue
+                value = sa.column(column, sa.Text)
+                update = (
+                    sa.update(sa.table(table, value))
+                    .where(
+                        sa.or_(value == old, sa.func.substr(value, 1, len(old) + 1) == old + "/")
+                    )
+                    .values(
+                        {
+                            column: sa.literal(new, sa.Text).concat(
+                                sa.func.substr(value, len(old) + 1)
+                            )
+                        }
+                    )
+                )
+                changed[f"{table}.{column}"] = db.execute(update).rowcount
+    finally:
+        engine.dispose()
+    return changed

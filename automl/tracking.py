@@ -21,12 +21,14 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from automl.atomic import discard, publish, temp_path
 from automl.config import sqlite_path
+from automl.database import replace_prefix
 from automl.redact import redact
 
 log = logging.getLogger(__name__)
@@ -178,16 +180,16 @@ class MlflowTracking:
 
     def _artifact_location(self) -> str | None:
         """Where a new experiment keeps its artifacts: beside a local SQLite database."""
-        if self.artifact_location:
-            location = str(self.artifact_location)
-            if "://" in location or location.startswith("file:"):
-                return location
-            return Path(location).expanduser().resolve().as_uri()
-        database = sqlite_path(self.uri)
-        if database is None:
+        location = str(self.artifact_location or "")
+        if "://" in location or location.startswith("file:"):
+            return location
+        root = local_artifacts(self.uri, location or None)
+        if root is None:
             return None  # a server (or another store) picks its default
+        if location:
+            return root.as_uri()
         folder = re.sub(r"[^\w.\-]", "_", self.experiment) or "experiment"
-        return (database.parent / "mlflow-artifacts" / folder).as_uri()
+        return (root / folder).as_uri()
 
     def _log_parent(
         self,
@@ -274,6 +276,37 @@ def absolute_sqlite_uri(uri: str) -> str:
         return uri
     _, sep, query = uri.partition("?")
     return "sqlite:///" + database.as_posix() + sep + query
+
+
+ARTIFACTS = "mlflow-artifacts"  # beside a SQLite store: the default artifact folder
+# where MLflow's tables record artifact locations (absolute URIs)
+ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+)
+
+
+def local_artifacts(uri: str, artifact_location: str | None = None) -> Path | None:
+    """The local folder holding the artifacts of the store at ``uri``: ``artifact_location``
+    when it is a path or ``file:`` URI, else ``mlflow-artifacts/`` beside an SQLite store;
+    None when a server or remote storage keeps them."""
+    if artifact_location:
+        location = str(artifact_location)
+        if location.startswith("file:"):
+            return Path(urlparse(location).path)
+        return None if "://" in location else Path(location).expanduser().resolve()
+    database = sqlite_path(absolute_sqlite_uri(str(uri)))
+    return None if database is None else database.parent / ARTIFACTS
+
+
+def relocate_artifacts(url: str, old: Path, new: Path) -> None:
+    """Point the artifact locations recorded in the MLflow database at ``url`` (a
+    SQLAlchemy URL) under the folder ``old`` at the same places under ``new`` (a restored
+    copy of the store, elsewhere)."""
+    replace_prefix(url, ARTIFACT_COLUMNS, old.as_uri(), new.as_uri())
 
 
 def create_sqlite_store(database: Path, client_class: Any) -> None:

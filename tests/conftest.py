@@ -79,21 +79,35 @@ def postgres_server() -> str:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A fresh, empty database on the PostgreSQL server for one test, dropped afterwards."""
+def new_postgres_database(postgres_server: str) -> Iterator[Callable[[], str]]:
+    """Makes fresh, empty databases on the PostgreSQL server (the URL of each), all dropped
+    after the test."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    name = f"automl_test_{uuid.uuid4().hex[:12]}"
+    names: list[str] = []
     admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def new() -> str:
+        name = f"automl_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        names.append(name)
+        return make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+
     try:
-        yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+        yield new
     finally:
         with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for name in names:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(new_postgres_database: Callable[[], str]) -> str:
+    """A fresh, empty database on the PostgreSQL server for one test, dropped afterwards."""
+    return new_postgres_database()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -84,6 +84,7 @@ def test_installed_wheel_runs_from_another_directory(tmp_path):
         ("automl-serve", "automl.serve"),
         ("automl-registry", "usage:"),
         ("automl-admin", "usage:"),
+        ("automl-backup", "automl.backup"),
     ]:
         result = subprocess.run(
             [sys.executable, str(bin_dir / script), "--help"],

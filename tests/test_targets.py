@@ -21,6 +21,7 @@ COMMANDS = {
     "monitor": ("automl.conf.apps", "monitor", ["model=m", "input=in.csv"]),
     "ingest": ("automl.conf.apps", "ingest", ["input=in.csv", "target=y", "name=n"]),
     "serve": ("automl.conf.apps", "serve", []),
+    "backup": ("automl.conf.apps", "backup", []),
 }
 NOT_GROUPS = {"apps", "common", "hydra", "__pycache__"}
 

@@ -6,8 +6,8 @@ or every ``flush_seconds``), so the request path never waits for a disk. Labels 
 the feedback endpoint take the same way, each tied to the model and version that made the
 prediction (the server accepts feedback only for predictions its log holds). A record the
 store refuses is counted and skipped (``on_failure``), never the batch around it; ``close``
-writes everything queued. Stores (``prediction_log.store`` in
-``conf/apps/serve.yaml``): ``SqliteStore`` (one file), ``SqlStore`` (any database URL, e.g.
+writes everything queued. Stores (``prediction_log.store``, the ``prediction_log`` group
+of ``conf/common/``): ``SqliteStore`` (one file), ``SqlStore`` (any database URL, e.g.
 PostgreSQL, shared by servers on several machines) and ``ParquetStore`` (a folder of
 Parquet files, one per batch).
 
