@@ -341,6 +341,26 @@ def load_model(ref: str | Path, registry: Any = None) -> Model:
     return (registry or Registry.default()).load(str(ref))
 
 
+def pin_model(ref: str | Path, registry: Any = None) -> tuple[Path, tuple[str, str]]:
+    """The bundle a reference points at and the SHA-256 of its manifest and pipeline: the
+    ones a registry recorded (once it trusts the bundle, as :func:`load_model` does), or a
+    bundle or run directory's own as they are now (its manifest checked, nothing
+    unpickled). ``Model.load(*pin)`` then loads exactly those bytes, on any machine that
+    sees the path, or refuses."""
+    from automl.bundle.registry import Registry
+
+    path = Path(ref).expanduser()
+    if not path.exists():
+        return (registry or Registry.default()).trusted(str(ref))
+    bundle = resolve_bundle(path)
+    digest = sha256(bundle / MANIFEST)
+    files = read_manifest(bundle, digest).get("files")
+    pipeline = files.get(PIPELINE) if isinstance(files, dict) else None
+    if not isinstance(pipeline, str):
+        raise damaged(bundle, f"its manifest does not list '{PIPELINE}' with its SHA-256")
+    return bundle, (digest, pipeline)
+
+
 def in_chunks(frame: pd.DataFrame, score: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
     """``score(frame)``, ``SCORE_ROWS`` rows at a time (one call for a smaller frame), so a
     big frame's cleaned and typed copies and its feature matrix exist a chunk at a time."""

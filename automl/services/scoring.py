@@ -10,6 +10,11 @@ job stops), the others are scored. ``n_jobs`` threads score chunks at once
 and renamed into place at the end; on any failure both are removed and no output exists.
 With ``explain``, each scored row also gets its input columns' contributions
 (``Model.explain``, settings from the ``explainer`` group).
+
+That is the ``local`` engine (:class:`InProcess`); ``cfg.engine`` (the ``engine`` group)
+chooses another, e.g. ``dask`` (``services/distributed_scoring.py``), which scores
+partitions of the input on a cluster with the same :class:`ChunkScorer`, :class:`Writer`
+and :func:`score_chunks`.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ import logging
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,7 @@ from tqdm import tqdm
 from automl.bundle.explain import Settings
 from automl.bundle.model import Model, load_model
 from automl.bundle.registry import Registry
+from automl.config import build
 from automl.data.bad_rows import FAIL, QUARANTINE, check_on_bad_rows
 from automl.data.dataset import clean
 from automl.errors import ConfigError, ContractError
@@ -196,10 +202,14 @@ class Writer:
         rejects: Path,
         formats: Any,
         scorer: ChunkScorer,
-        bar: tqdm,
+        bar: tqdm | None = None,
         quarantine: bool = True,
+        schemas: Mapping[str, Any] | None = None,
     ) -> None:
-        self.output = StagedFile(output, formats)
+        # schemas: the Arrow schemas ("output", "rejects") to write with, when this file is
+        # one part of a folder whose first part fixed them
+        self.schemas = dict(schemas or {})
+        self.output = StagedFile(output, formats, **self.schema("output"))
         self.rejects_path = rejects
         self.quarantine = quarantine
         self.rejected = 0
@@ -207,11 +217,19 @@ class Writer:
         self.rejects: StagedFile | None = None
         self.scorer = scorer
         self.bar = bar
-        self.columns: pd.Index | None = None
-        self.reject_columns: pd.Index | None = None
+        self.columns = self.names("output")
+        self.reject_columns = self.names("rejects")
         self.seen: dict[str, set[Any]] = {c: set() for c in scorer.unique}
         self.reasons: list[pd.Series] = []
         self.rows = 0
+
+    def schema(self, which: str) -> dict[str, Any]:
+        """The appender's ``schema`` option for the output or rejects (none: {})."""
+        return {"schema": self.schemas[which]} if which in self.schemas else {}
+
+    def names(self, which: str) -> pd.Index | None:
+        """The columns of the given schema (None: the first chunk's fix them)."""
+        return pd.Index(self.schemas[which].names) if which in self.schemas else None
 
     def write(self, chunk: ScoredChunk) -> None:
         scored, rejected = chunk.scored, chunk.rejected
@@ -223,12 +241,15 @@ class Writer:
             self.rejected += len(rejected)
             if self.quarantine:
                 if self.rejects is None:
-                    self.rejects = StagedFile(self.rejects_path, self.formats)
+                    self.rejects = StagedFile(
+                        self.rejects_path, self.formats, **self.schema("rejects")
+                    )
                 self.reject_columns = conform(self.reject_columns, rejected, "rejects")
                 self.rejects.write(rejected.reindex(columns=self.reject_columns))
             self.reasons.append(rejected.iloc[:, -1].str.split("; ").explode().value_counts())
         self.rows += chunk.rows
-        self.bar.update(chunk.rows)
+        if self.bar is not None:
+            self.bar.update(chunk.rows)
 
     def check_unique(self, chunk: ScoredChunk) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         """Rows whose unique-column value an earlier chunk had are rejected too."""
@@ -266,10 +287,15 @@ class Writer:
             self.rejects.discard()
 
     def reason_counts(self) -> dict[str, int]:
-        if not self.reasons:
-            return {}
-        counts = pd.concat(self.reasons).groupby(level=0).sum().sort_values(ascending=False)
-        return {str(k): int(v) for k, v in counts.items()}
+        return reason_counts(self.reasons)
+
+
+def reason_counts(reasons: list[pd.Series]) -> dict[str, int]:
+    """Rejected rows per reason, most frequent first, from per-chunk counts."""
+    if not reasons:
+        return {}
+    counts = pd.concat(reasons).groupby(level=0).sum().sort_values(ascending=False)
+    return {str(k): int(v) for k, v in counts.items()}
 
 
 def conform(columns: pd.Index | None, frame: pd.DataFrame, what: str) -> pd.Index:
@@ -330,69 +356,97 @@ def rejects_path(cfg: Any, output: Path) -> Path:
     return path
 
 
-def predict_file(cfg: Any) -> BatchSummary:
-    """Score ``cfg.input`` with the model at ``cfg.model`` in chunks; returns a summary."""
-    chunk_size, n_jobs, on_bad_rows = settings(cfg)
-    source, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
-    quarantine = on_bad_rows == QUARANTINE
-    rejects = rejects_path(cfg, output)
-    for path in [output, rejects] if quarantine else [output]:  # writable: checked now
-        format_callable(cfg.formats, format_name(path, cfg.formats), "append")
-    model = load_model(cfg.model, Registry.at(cfg.registry))
-    explain = Settings.of(cfg.get("explainer")) if cfg.get("explain") else None
-    if explain is not None:
-        model.explainer(explain)  # a bundle that cannot be explained fails before any output
-    if n_jobs > 1:
-        one_thread_each(model.pipeline)
-    log.info("model %s: %s", cfg.model, model.compile(cfg.get("compiled")))
-    started = time.perf_counter()
-    scorer = ChunkScorer(model, bool(cfg.keep_columns), on_bad_rows, explain)
-    show = bool(cfg.get("progress", True)) and sys.stderr.isatty()
-    with (
-        closing(read_chunks(source, cfg.formats, chunk_size)) as chunks,
-        tqdm(
-            total=count_rows(source, cfg.formats),
-            unit="rows",
-            unit_scale=True,
-            desc="scoring",
-            file=sys.stderr,
-            disable=not show,
-        ) as bar,
-    ):
-        first = next(chunks)
-        scorer.check_columns(first)  # before any output exists
-        writer = Writer(output, rejects, cfg.formats, scorer, bar, quarantine)
-        try:
-            with ThreadPoolExecutor(n_jobs, thread_name_prefix="automl-score") as pool:
-                pending: deque[Future[ScoredChunk]] = deque()
-                try:
-                    for chunk in chain([first], chunks):
-                        pending.append(pool.submit(scorer, chunk))
-                        first = None
-                        while len(pending) > n_jobs:  # n_jobs scoring + 1 being read
-                            writer.write(pending.popleft().result())
-                    while pending:
+def score_chunks(
+    chunks: Iterator[pd.DataFrame], scorer: ChunkScorer, writer: Writer, n_jobs: int
+) -> Path | None:
+    """Score ``chunks`` with ``n_jobs`` threads (at most ``n_jobs + 1`` chunks in memory),
+    write them in order and commit; the rejects path, or None. The first chunk's columns
+    are checked first; on any failure the writer's files are discarded and the error
+    raised."""
+    try:
+        with ThreadPoolExecutor(n_jobs, thread_name_prefix="automl-score") as pool:
+            pending: deque[Future[ScoredChunk]] = deque()
+            try:
+                for i, chunk in enumerate(chunks):
+                    if i == 0:
+                        scorer.check_columns(chunk)  # before any output is written
+                    pending.append(pool.submit(scorer, chunk))
+                    while len(pending) > n_jobs:  # n_jobs scoring + 1 being read
                         writer.write(pending.popleft().result())
-                finally:
-                    for future in pending:
-                        future.cancel()
-            rejected = writer.commit()
-        except BaseException:
-            writer.discard()
-            raise
-    reasons = writer.reason_counts()
-    summary = BatchSummary(
-        input=source,
-        output=output,
-        rejects=rejected,
-        rows_read=writer.rows,
-        rows_scored=writer.output.rows,
-        rows_rejected=writer.rejected,
-        seconds=round(time.perf_counter() - started, 3),
-        reasons=reasons,
-    )
+                while pending:
+                    writer.write(pending.popleft().result())
+            finally:
+                for future in pending:
+                    future.cancel()
+        return writer.commit()
+    except BaseException:
+        writer.discard()
+        raise
+
+
+def log_summary(summary: BatchSummary, model: Any) -> None:
+    """The job's last log lines: rows rejected and where they went, then the summary."""
     if summary.rows_rejected:
-        where = f"written to {rejected}" if rejected is not None else "skipped (on_bad_rows=skip)"
+        where = (
+            f"written to {summary.rejects}"
+            if summary.rejects is not None
+            else "skipped (on_bad_rows=skip)"
+        )
         log.warning("%d rows break the contract, %s", summary.rows_rejected, where)
-    log.info("%s (model %s)", summary, cfg.model)
-    return summary
+    log.info("%s (model %s)", summary, model)
+
+
+class InProcess:
+    """The ``local`` engine (conf/common/engine/local.yaml): the file read in order in this
+    process, ``n_jobs`` chunks scored at once by threads."""
+
+    def predict_file(self, cfg: Any) -> BatchSummary:
+        chunk_size, n_jobs, on_bad_rows = settings(cfg)
+        source, output = Path(cfg.input).expanduser(), Path(cfg.output).expanduser()
+        quarantine = on_bad_rows == QUARANTINE
+        rejects = rejects_path(cfg, output)
+        for path in [output, rejects] if quarantine else [output]:  # writable: checked now
+            format_callable(cfg.formats, format_name(path, cfg.formats), "append")
+        model = load_model(cfg.model, Registry.at(cfg.registry))
+        explain = Settings.of(cfg.get("explainer")) if cfg.get("explain") else None
+        if explain is not None:
+            model.explainer(explain)  # a bundle that cannot be explained fails before output
+        if n_jobs > 1:
+            one_thread_each(model.pipeline)
+        log.info("model %s: %s", cfg.model, model.compile(cfg.get("compiled")))
+        started = time.perf_counter()
+        scorer = ChunkScorer(model, bool(cfg.keep_columns), on_bad_rows, explain)
+        with (
+            closing(read_chunks(source, cfg.formats, chunk_size)) as chunks,
+            progress_bar(cfg, count_rows(source, cfg.formats)) as bar,
+        ):
+            writer = Writer(output, rejects, cfg.formats, scorer, bar, quarantine)
+            rejected = score_chunks(chunks, scorer, writer, n_jobs)
+        summary = BatchSummary(
+            input=source,
+            output=output,
+            rejects=rejected,
+            rows_read=writer.rows,
+            rows_scored=writer.output.rows,
+            rows_rejected=writer.rejected,
+            seconds=round(time.perf_counter() - started, 3),
+            reasons=writer.reason_counts(),
+        )
+        log_summary(summary, cfg.model)
+        return summary
+
+
+def progress_bar(cfg: Any, total: int | None) -> tqdm:
+    """A bar of rows scored on stderr (shown only on a terminal, and unless ``progress``
+    is false)."""
+    show = bool(cfg.get("progress", True)) and sys.stderr.isatty()
+    return tqdm(
+        total=total, unit="rows", unit_scale=True, desc="scoring", file=sys.stderr, disable=not show
+    )
+
+
+def predict_file(cfg: Any) -> BatchSummary:
+    """Score ``cfg.input`` with the model at ``cfg.model`` on ``cfg.engine`` (the ``engine``
+    group: in this process by default); returns a summary."""
+    engine = build(cfg.engine) if cfg.get("engine") else InProcess()
+    return engine.predict_file(cfg)
