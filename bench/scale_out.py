@@ -77,22 +77,37 @@ def shared_search(processes: int, trials: int, work: Path) -> float:
             subprocess.Popen(
                 [*command, f"hydra.run.dir={work / f'p{processes}-{i}'}"],
                 cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 text=True,
             )
             for i in range(processes)
         ]
         for run in runs:
-            _, err = run.communicate()
+            out, _ = run.communicate()
             if run.returncode:
-                sys.exit(f"a search process failed:\n{err}")
+                sys.exit(f"a search process failed:\n{out}")
         study = optuna.load_study(study_name="bench", storage=url)
         done = [t for t in study.trials if t.datetime_complete is not None]
         first = min(t.datetime_start for t in done)
         last = max(t.datetime_complete for t in done)
         return len(done) / (last - first).total_seconds()
 
+
+BOOKKEEPING = """
+import sys, time, warnings
+import optuna
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+url, n = sys.argv[1], int(sys.argv[2])
+study = optuna.create_study(study_name="book", storage=url, load_if_exists=True)
+print(time.time(), flush=True)
+for _ in range(n):
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    trial.set_user_attr("seconds", 0.0)
+    study.tell(trial, 0.5)
+print(time.time())
+"""
 
 REGISTER = """
 import json, sys, time
@@ -109,12 +124,12 @@ print(time.time())
 """
 
 
-def registrations(processes: int, n: int, uri: str, store: Path, bundle: Path) -> float:
-    """Registrations/s of ``processes`` processes each registering ``n`` versions of one
-    model at once (every one takes the registry's write lock)."""
+def rate(processes: int, n: int, script: str, *args: str) -> float:
+    """Operations/s of ``processes`` processes each running ``script`` (``n`` operations
+    between the two times it prints) at once."""
     runs = [
         subprocess.Popen(
-            [sys.executable, "-c", REGISTER, uri, str(store), str(bundle), str(n)],
+            [sys.executable, "-c", script, *args, str(n)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -126,7 +141,7 @@ def registrations(processes: int, n: int, uri: str, store: Path, bundle: Path) -
     for run in runs:
         out, err = run.communicate()
         if run.returncode:
-            sys.exit(f"a registering process failed:\n{err}")
+            sys.exit(f"a benchmark process failed:\n{err}")
         spans.append([float(t) for t in out.split()])
     return processes * n / (max(e for _, e in spans) - min(s for s, _ in spans))
 
@@ -160,26 +175,32 @@ def main() -> None:
         base = None
         for n in args.processes:
             started = time.perf_counter()
-            rate = shared_search(n, args.trials, Path(tmp))
-            base = base or rate
+            speed = shared_search(n, args.trials, Path(tmp))
+            base = base or speed
             print(
-                f"  {n} process(es): {rate:6.2f} trials/s  ({rate / base:.2f}x one process; "
+                f"  {n} process(es): {speed:6.2f} trials/s  ({speed / base:.2f}x one process; "
                 f"{n * args.trials} trials, {time.perf_counter() - started:.0f} s wall)"
             )
+        print("study bookkeeping on PostgreSQL (ask, one parameter, tell; no fitting)")
+        for n in (1, 4):
+            with database() as url:
+                optuna.logging.set_verbosity(optuna.logging.WARNING)
+                optuna.create_study(study_name="book", storage=url)
+                ops = rate(n, args.registrations * 5, BOOKKEEPING, url)
+            print(f"  {n} process(es): {ops:7.1f} trials/s")
         work = Path(tmp)
         bundle = iris_bundle(work)
         print(f"registrations ({args.registrations} per process, one model, each a bundle copy)")
         for kind in ("sqlite", "postgresql"):
             for n in (1, 4):
                 store = work / f"store-{kind}-{n}"
+                place = (str(store), str(bundle))
                 if kind == "sqlite":
-                    rate = registrations(
-                        n, args.registrations, str(work / f"r{n}.db"), store, bundle
-                    )
+                    ops = rate(n, args.registrations, REGISTER, str(work / f"r{n}.db"), *place)
                 else:
                     with database() as url:
-                        rate = registrations(n, args.registrations, url, store, bundle)
-                print(f"  {kind:<10} {n} process(es): {rate:7.1f} registrations/s")
+                        ops = rate(n, args.registrations, REGISTER, url, *place)
+                print(f"  {kind:<10} {n} process(es): {ops:7.1f} registrations/s")
 
 
 if __name__ == "__main__":

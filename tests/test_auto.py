@@ -23,6 +23,7 @@ from automl.data.dataset import load_dataset
 from automl.errors import AutomlError
 from automl.models.ensemble import WeightedEnsemble, select_ensemble, tune_threshold
 from automl.models.fitting import score_predictions
+from automl.search.portfolio import Allocator
 from automl.services.training import train
 
 QUIET = ["tracking=none", "evaluation.plots=false", "registry.enabled=false"]
@@ -381,3 +382,27 @@ def test_weighted_ensemble_averages_its_members():
     ).predict_proba(X)
     np.testing.assert_allclose(ensemble.predict_proba(X), expected)
     assert ensemble.leader is ensemble.members_[0]
+
+
+def frozen(family: str, state: str, **attrs) -> optuna.trial.FrozenTrial:
+    """A finished or running trial of ``family`` as a shared study would hold it."""
+    kind = optuna.trial.TrialState[state]
+    return optuna.trial.create_trial(
+        state=kind,
+        value=0.9 if kind == optuna.trial.TrialState.COMPLETE else None,
+        params={"family": family},
+        distributions={"family": optuna.distributions.CategoricalDistribution(["linear", "lgbm"])},
+        user_attrs={"seconds": 1.0, **attrs},
+    )
+
+
+def test_the_allocator_in_a_shared_study():
+    allocator = Allocator(["linear", "lgbm"], 2.0, False, np.random.default_rng(0))
+    inf = float("inf")
+    # both families' first trials still run in other processes: another, not "nothing to do"
+    assert allocator.choose([frozen("linear", "RUNNING"), frozen("lgbm", "RUNNING")], inf)
+    # a trial whose process died (failed without an error) does not count: lgbm is untried
+    assert allocator.choose([frozen("linear", "COMPLETE"), frozen("lgbm", "FAIL")], inf) == "lgbm"
+    # a family whose trials failed with an error is given up
+    failed = frozen("lgbm", "FAIL", error="ValueError: boom")
+    assert allocator.choose([frozen("linear", "COMPLETE"), failed], inf) == "linear"
