@@ -121,52 +121,6 @@ def test_fixed_trials_and_seed_give_the_same_model(tmp_path, train_config):
     )
 
 
-@pytest.mark.parametrize("kind", ["journal", "postgresql"])
-def test_two_processes_share_one_study(tmp_path, kind, request):
-    journal = tmp_path / "study.journal"
-    location = request.getfixturevalue("postgres_url") if kind == "postgresql" else journal
-    command = [
-        sys.executable,
-        "-m",
-        "automl",
-        "model=auto",
-        "model.families=[linear,lgbm]",
-        "model.candidates.lgbm.classifier.n_estimators=50",
-        "search.n_trials=4",
-        "search.time_budget=null",
-        "search.n_jobs=1",
-        f"search.storage='{location}'",
-        "search.study_name=shared",
-        *QUIET,
-    ]
-    runs = [
-        subprocess.Popen(
-            [*command, f"hydra.run.dir={tmp_path / f'process{i}'}"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    for run in runs:
-        _, err = run.communicate(timeout=300)
-        assert run.returncode == 0, err
-    storage = location
-    if kind == "journal":
-        storage = optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(journal))
-        )
-    study = optuna.load_study(study_name="shared", storage=storage)
-    numbers = [t.number for t in study.trials]
-    assert sorted(numbers) == list(range(8))
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    boards = [pd.read_csv(tmp_path / f"process{i}" / "leaderboard.csv") for i in range(2)]
-    assert [len(b) for b in boards] == [4, 4]
-    assert sorted(pd.concat(boards)["number"]) == numbers  # every trial counted once
-    assert boards[0]["worker"].iloc[0] != boards[1]["worker"].iloc[0]
-
-
 def shared_search(tmp_path: Path, url: str, name: str, *overrides: str) -> subprocess.Popen:
     """A ``model=auto`` process searching the study ``shared`` at ``url``; its run folder
     is ``tmp_path / name``."""
@@ -197,6 +151,26 @@ def finished(run: subprocess.Popen, run_dir: Path | None = None) -> str:
     out, err = run.communicate(timeout=300)
     assert run.returncode == 0, out + err
     return "".join(p.read_text() for p in run_dir.glob("*.log")) if run_dir else err
+
+
+def test_two_processes_share_one_journal_study(tmp_path):
+    journal = tmp_path / "study.journal"
+    runs = [
+        shared_search(tmp_path, str(journal), f"process{i}", "search.n_trials=4") for i in (0, 1)
+    ]
+    for run in runs:
+        finished(run)
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))
+    )
+    study = optuna.load_study(study_name="shared", storage=storage)
+    numbers = [t.number for t in study.trials]
+    assert sorted(numbers) == list(range(8))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    boards = [pd.read_csv(tmp_path / f"process{i}" / "leaderboard.csv") for i in range(2)]
+    assert [len(b) for b in boards] == [4, 4]
+    assert sorted(pd.concat(boards)["number"]) == numbers  # every trial counted once
+    assert boards[0]["worker"].iloc[0] != boards[1]["worker"].iloc[0]
 
 
 def test_three_processes_share_a_postgresql_study_and_each_others_predictions(
