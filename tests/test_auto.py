@@ -23,6 +23,7 @@ from automl.data.dataset import load_dataset
 from automl.errors import AutomlError
 from automl.models.ensemble import WeightedEnsemble, select_ensemble, tune_threshold
 from automl.models.fitting import score_predictions
+from automl.search.pool import worker_name
 from automl.search.portfolio import Allocator
 from automl.services.training import train
 
@@ -374,7 +375,11 @@ def test_the_allocator_in_a_shared_study():
     allocator = Allocator(["linear", "lgbm"], 2.0, False, np.random.default_rng(0))
     inf = float("inf")
     # both families' first trials still run in other processes: another, not "nothing to do"
-    assert allocator.choose([frozen("linear", "RUNNING"), frozen("lgbm", "RUNNING")], inf)
+    elsewhere = [frozen(f, "RUNNING", worker="other:1") for f in ("linear", "lgbm")]
+    assert allocator.choose(elsewhere, inf)
+    # ... but never a second trial beside its own first one, still running
+    mine = [frozen(f, "RUNNING", worker=worker_name()) for f in ("linear", "lgbm")]
+    assert allocator.choose(mine, inf) is None
     # a trial whose process died (failed without an error) does not count: lgbm is untried
     assert allocator.choose([frozen("linear", "COMPLETE"), frozen("lgbm", "FAIL")], inf) == "lgbm"
     # a family whose trials failed with an error is given up

@@ -113,8 +113,13 @@ class Allocator:
         stats = {n: self.stats(n, trials) for n in self.families if n not in self.fixed}
         alive = {name: s for name, s in stats.items() if s is not None and s[2] < time_left}
         if not alive:  # a shared study: the families' first trials may still run elsewhere
-            running = {t.params.get("family") for t in trials if t.state == TrialState.RUNNING}
-            pending = [n for n, s in stats.items() if s is None and n in running]
+            me = worker_name()
+            elsewhere = {
+                t.params.get("family")
+                for t in trials
+                if t.state == TrialState.RUNNING and t.user_attrs.get("worker") != me
+            }
+            pending = [n for n, s in stats.items() if s is None and n in elsewhere]
             return pending[0] if pending else None
         ranked = sorted(alive, key=lambda n: alive[n][0], reverse=True)
         cost = np.array([alive[n][1] * self.rank_penalty ** ranked.index(n) for n in alive])
