@@ -154,6 +154,7 @@ def finished(run: subprocess.Popen, run_dir: Path | None = None) -> str:
     return "".join(p.read_text() for p in run_dir.glob("*.log")) if run_dir else err
 
 
+@pytest.mark.slow  # the PostgreSQL three-process test is the default run's
 def test_two_processes_share_one_journal_study(tmp_path):
     journal = tmp_path / "study.journal"
     runs = [

@@ -263,6 +263,7 @@ def test_a_location_that_holds_anything_is_refused_naming_it(live_sqlite):
     assert [p.name for p in taken.rglob("*")] == ["serving", "auth.db"]
 
 
+@pytest.mark.slow  # ~25 s; the live SQLite backup test is the default run's
 def test_postgresql_stores_are_dumped_and_restored_into_an_empty_database(
     tmp_path, new_postgres_database
 ):

@@ -43,7 +43,7 @@ FAST_CHECKS = {
 }
 
 
-@pytest.mark.parametrize("data", ["arrays", "frame"])
+@pytest.mark.parametrize("data", [pytest.param("arrays", marks=pytest.mark.slow), "frame"])
 def test_classifier_in_a_pipeline_and_cross_val_score(data):
     X, y = load_iris(return_X_y=True, as_frame=data == "frame")
     labels = np.asarray(["setosa", "versicolor", "virginica"])[y]

@@ -30,6 +30,7 @@ def test_sweep_writes_jobs_and_a_summary():
     assert summary["overrides"].str.contains("dataset=iris model=rf").any()
 
 
+@pytest.mark.slow  # ~30 s; tests/test_auto.py runs three processes on one study by default
 def test_a_joblib_sweep_is_three_processes_searching_one_shared_study(tmp_path, postgres_url):
     # three sampler seeds, one study: the launcher runs three search processes at once
     result = run_cli(

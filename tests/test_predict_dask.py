@@ -274,6 +274,7 @@ def test_csv_scored_on_a_local_cluster_equals_one_process(adult_run, tmp_path):
     ]
 
 
+@pytest.mark.slow  # ~40 s; the 50,000-row CSV test is the default run's
 @needs_shared_data
 def test_a_million_rows_on_a_local_cluster_equal_one_process(adult_run, tmp_path):
     n = 1_000_000

@@ -17,6 +17,7 @@ import termios
 import time
 from pathlib import Path
 
+import pytest
 from helpers import ROOT, run_cli
 
 from automl.search.progress import SearchProgress
@@ -75,6 +76,7 @@ def train_log(output_dir: Path) -> str:
     return path.read_text()
 
 
+@pytest.mark.slow  # ~16 s under a budget; the live line without one is the default run's
 def test_live_line_on_a_terminal_under_a_budget(tmp_path):
     text = run_on_terminal(["automl", *SMALL, *AUTO, f"paths.output_dir={tmp_path}"])
     # one line redrawn in place (\r): trials done, best score and family, time left

@@ -63,6 +63,7 @@ def index_of(out: Path, refresh: float = 0.0) -> RunIndex:
     return RunIndex([out / "runs", out / "sweeps"], refresh, warm=False)
 
 
+@pytest.mark.slow  # ~65 s to make 2,000 run folders
 def test_2000_runs_are_indexed_then_queried_from_the_cache(many):
     out, folders = many
     index = index_of(out)

@@ -75,7 +75,7 @@ def wait_for(condition: Callable[[], bool], seconds: float = 15) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", [pytest.param("sqlite", marks=pytest.mark.slow), "postgresql"])
 def test_two_workers_share_aliases_keys_the_log_and_metrics(trained, tmp_path, backend, request):
     registry = Registry(trained / "registry" / "registry.db", trained / "registry" / "models")
     registry.set_alias("default.iris", "production", 1)

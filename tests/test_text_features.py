@@ -90,6 +90,7 @@ def test_string_columns_split_free_text_from_categories(notes):
     assert StringColumns()(frame) == ["sector", "code"]  # long codes have no words
 
 
+@pytest.mark.slow  # ~27 s end to end; the text steps' own tests are the default run's
 @needs_shared_data
 def test_ingested_free_text_is_a_feature_the_model_learns_from(tmp_path, notes):
     """Ingest keeps the note (kind text, not dropped); the text block carries the signal

@@ -41,8 +41,17 @@ def fit(tmp_path: Path, dataset: str, model: str, extra: list[str] | None = None
     return train(cfg, tmp_path)
 
 
-@pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("dataset", EMBEDDED_DATASETS)
+SLOW_PAIRS = {("digits", "extra_trees"), ("digits", "rf")}  # the matrix's slowest: -m slow
+
+
+@pytest.mark.parametrize(
+    ("dataset", "model"),
+    [
+        pytest.param(d, m, id=f"{d}-{m}", marks=pytest.mark.slow if (d, m) in SLOW_PAIRS else ())
+        for d in EMBEDDED_DATASETS
+        for m in MODELS
+    ],
+)
 def test_embedded_dataset_x_model(tmp_path, dataset, model):
     metrics = fit(tmp_path, dataset, model)
     assert (tmp_path / "model" / "manifest.json").is_file()
