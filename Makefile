@@ -71,11 +71,14 @@ bench-speed: $(STAMP) wrk  ## serving, batch scoring and fit against the bare li
 
 bench: bench-speed  ## every benchmark, one after another (the figures of docs/benchmarks.md)
 	$(BIN)/python bench/scaling.py --plot docs/img/scaling.png
+	$(BIN)/python bench/budget_memory.py   # the budget run's memory by phase and process
 	$(BIN)/python bench/registry_compare.py
 	$(BIN)/python bench/ingest_at_scale.py
 	$(BIN)/python bench/monitor_at_scale.py
 	$(BIN)/python bench/ui_pages.py
 	$(BIN)/python bench/many_models.py   # one server, 100 models: memory, cold/warm latency, cache bound
+	$(BIN)/python bench/scale_out.py   # shared search, study bookkeeping, registrations (PostgreSQL)
+	$(BIN)/python bench/dask_scoring.py   # 1M rows: one process against Dask with 1 and 2 workers
 	$(BIN)/python bench/startup.py   # where the default job's wall time goes, phase by phase
 	$(BIN)/python -m pip install --quiet -e ".[bench]"   # FLAML, for the comparison only
 	$(BIN)/python bench/automl_vs_flaml.py   # about 50 min on 2 cores (8 data sets x 30 s, 120 s)
