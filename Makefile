@@ -69,7 +69,7 @@ bench-speed: $(STAMP) wrk  ## serving, batch scoring and fit against the bare li
 	$(BIN)/python bench/score_at_scale.py
 	$(BIN)/python bench/train_vs_lightgbm.py
 
-bench: bench-speed  ## every benchmark, one after another (the figures of docs/benchmarks.md)
+bench: bench-speed postgres  ## every benchmark, one after another (the figures of docs/benchmarks.md)
 	$(BIN)/python bench/scaling.py --plot docs/img/scaling.png
 	$(BIN)/python bench/budget_memory.py   # the budget run's memory by phase and process
 	$(BIN)/python bench/registry_compare.py
