@@ -49,7 +49,7 @@ from sqlalchemy.pool import NullPool
 from automl.atomic import discard
 from automl.bundle.model import CHECKSUM, MANIFEST, PIPELINE, Model, read_manifest, sha256
 from automl.bundle.store import BundleStore
-from automl.database import replace_prefix
+from automl.database import replace_prefix, sqlite_pragmas
 from automl.errors import AutomlError
 from automl.redact import redact_text
 
@@ -164,12 +164,11 @@ def record_hashes(
     )
 
 
-def sqlite_setup(connection: sqlite3.Connection, _record: Any) -> None:
-    """Each SQLite connection: WAL, a 60 s busy timeout, and no transaction begun by the
-    driver (:meth:`Registry.locked` begins them)."""
+def sqlite_setup(connection: sqlite3.Connection, record: Any) -> None:
+    """Each SQLite connection: every store's pragmas (WAL, a 60 s busy timeout), and no
+    transaction begun by the driver (:meth:`Registry.locked` begins them)."""
     connection.isolation_level = None
-    connection.execute("PRAGMA busy_timeout = 60000")
-    connection.execute("PRAGMA journal_mode=WAL")
+    sqlite_pragmas(connection, record)
 
 
 class Registry:

@@ -161,8 +161,7 @@ class SqliteStore(SqlStore):
         super().__init__(f"sqlite:///{self.path}")
 
     def prepare(self, db: sa.Connection) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        super().prepare(db)
+        super().prepare(db)  # (open_database made the file's folder)
         have = {c["name"] for c in sa.inspect(db).get_columns("feedback")}
         for column, kind in (("model", "TEXT"), ("version", "INTEGER")):  # an older log file
             if column not in have:
