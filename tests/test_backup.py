@@ -25,7 +25,8 @@ from helpers import FAST, ROOT, compose_train, run_cli, serve_process, set_up_te
 
 from automl.bundle.registry import Registry
 from automl.config import compose_config
-from automl.errors import ConfigError
+from automl.errors import AutomlError, ConfigError
+from automl.services import backup as backup_service
 from automl.services.backup import PgTools, database
 from automl.services.identity import AuthStore
 from automl.serving.prediction_log import read_log
@@ -350,3 +351,44 @@ def test_the_stores_are_found_where_the_config_says(tmp_path):
     assert parts(compose("tracking=none", "stores=[tracking]"))[0].kind is None
     with pytest.raises(ConfigError, match="choose among"):
         parts(compose("stores=[registry,models]"))
+
+
+def hostile_archive(path: Path, name: str) -> Path:
+    """An archive whose manifest lists one file, ``name``, with its true size and hash."""
+    import hashlib
+    import io
+
+    body = b"not a database"
+    manifest = {
+        "format": backup_service.FORMAT,
+        "stores": {
+            "auth": {
+                "database": {
+                    "files": {name: {"size": len(body), "sha256": hashlib.sha256(body).hexdigest()}}
+                }
+            }
+        },
+    }
+    with tarfile.open(path, "w") as tar:
+        for member, data in (
+            (backup_service.MANIFEST, json.dumps(manifest).encode()),
+            (name, body),
+        ):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("name", ["../escape.sqlite", "/etc/escape.sqlite", "auth/../../x"])
+def test_an_archive_naming_a_path_outside_itself_is_refused(tmp_path, name):
+    archive = hostile_archive(tmp_path / "hostile.tar", name)
+    with pytest.raises(AutomlError, match="its manifest lists an unsafe path"):
+        backup_service.verify(archive)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hostile.tar"]
+
+
+def test_a_file_that_is_not_an_archive_is_one_clear_error(tmp_path):
+    (tmp_path / "notes.tar").write_text("hello")
+    with pytest.raises(AutomlError, match="cannot read the archive"):
+        backup_service.verify(tmp_path / "notes.tar")
