@@ -37,7 +37,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,12 @@ def record_hashes(
     )
 
 
+@cache
+def server_engine(url: str) -> Engine:
+    """The process's pooled engine for a PostgreSQL registry database."""
+    return create_engine(url, pool_pre_ping=True, isolation_level="READ COMMITTED")
+
+
 def sqlite_setup(connection: sqlite3.Connection, record: Any) -> None:
     """Each SQLite connection: every store's pragmas (WAL, a 60 s busy timeout), and no
     transaction begun by the driver (:meth:`Registry.locked` begins them)."""
@@ -225,9 +231,10 @@ class Registry:
     @cached_property
     def engine(self) -> Engine:
         """This registry's engine, made on first use: SQLite opens a connection per use
-        (:func:`sqlite_setup`); PostgreSQL pools them, checked before use."""
+        (:func:`sqlite_setup`); PostgreSQL pools them, checked before use, one pool per
+        database for the process (``load_model`` makes a Registry per call)."""
         if self.backend == "postgresql":
-            return create_engine(self.url, pool_pre_ping=True, isolation_level="READ COMMITTED")
+            return server_engine(self.url.render_as_string(hide_password=False))
         database = self.url.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
