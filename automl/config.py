@@ -135,6 +135,10 @@ class FamilyConfig:
     # the feature sets this family is searched with, each as its own portfolio family
     # (``<family>+<set>``); empty: the run's ``features``
     features: dict[str, FeaturesConfig] = field(default_factory=dict)
+    # configurations known to do well across many data sets ({space name: value}), tried
+    # in order as the family's first trials after its defaults; keys outside the task's
+    # space are left out
+    portfolio: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -156,6 +160,12 @@ class EnsembleConfig:
 
 
 @dataclass
+class ImbalanceConfig:
+    share: float = 0.05  # a binary target whose rarer class is below this share ...
+    threshold: str | None = "f1"  # ... gets its decision threshold tuned for this scorer
+
+
+@dataclass
 class SearchConfig:
     sampler: Any = MISSING
     n_trials: int | None = 20
@@ -173,6 +183,12 @@ class SearchConfig:
     holdout_fraction: float = 0.2
     rank_penalty: float = 2.0  # a family's chance of the next trial / this per better family
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    repeats: Any = 1  # CV repeats: a number, or auto (small data, by rows x budget)
+    repeat_max: int = 3
+    repeat_headroom: float = 4.0
+    bagging: Any = False  # the fold models are the model (no refit): true | false | auto
+    bag_below_rows: int = 10_000  # auto: bag at most this many training rows
+    imbalance: ImbalanceConfig = field(default_factory=lambda: ImbalanceConfig())
 
 
 @dataclass
@@ -180,6 +196,11 @@ class EvaluationConfig:
     test_size: float = 0.2
     stratify: bool = True
     cv_folds: int = 5
+    split: str = "random"  # random | group | time: the test rows and the CV folds
+    group_column: str | None = None  # split=group: no group on both sides (not an input)
+    time_column: str | None = None  # split=time: train on the past, test on the future
+    weight_column: str | None = None  # each row's weight in fitting and scoring (not an input)
+    keep_duplicates_together: bool = True  # exact duplicate rows never on both sides
     max_classes: int = 20
     cv_metric: dict[str, str] = field(default_factory=dict)
     report: dict[str, dict[str, str]] = field(default_factory=dict)

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from automl.errors import AutomlError, ConfigError
+from automl.scorers import scorer
 
 log = logging.getLogger(__name__)
 VALUE = "prediction"  # the one output of a regressor
@@ -887,8 +888,10 @@ def global_importance(
     NaN when there is none). Sorted by ``permutation_mean``, largest first."""
     from sklearn.inspection import permutation_importance
 
+    classes = getattr(pipeline, "classes_", None)
+    n_classes = None if classes is None else len(classes)
     result = permutation_importance(
-        pipeline, X, y, scoring=scoring, n_repeats=n_repeats, random_state=seed
+        pipeline, X, y, scoring=scorer(scoring, n_classes), n_repeats=n_repeats, random_state=seed
     )
     columns = [str(c) for c in X.columns]
     own = model_importance(pipeline, columns, X.iloc[:PROBE_ROWS])

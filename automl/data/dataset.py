@@ -4,19 +4,43 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from automl.config import build, to_plain
 from automl.data.contract import Contract
+from automl.data.splits import RowKeys, Splitter, duplicate_units
 from automl.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 TASKS = ("binary", "multiclass", "regression")
+
+
+@dataclass
+class RowRoles:
+    """Columns that say how rows are split and weighted (``evaluation.group_column``,
+    ``time_column``, ``weight_column``); the group and weight columns are no model input."""
+
+    group: str | None = None
+    time: str | None = None
+    weight: str | None = None
+    duplicates_together: bool = True  # exact duplicate rows on one side of every split
+
+    @classmethod
+    def of(cls, evaluation: Any) -> RowRoles:
+        return cls(
+            evaluation.group_column,
+            evaluation.time_column,
+            evaluation.weight_column,
+            evaluation.keep_duplicates_together,
+        )
+
+    @property
+    def not_inputs(self) -> list[str]:
+        return [c for c in (self.group, self.weight) if c is not None]
 
 
 @dataclass
@@ -31,14 +55,30 @@ class Dataset:
     clean: dict[str, Any]
     train: pd.DataFrame
     test: pd.DataFrame
+    splitter: Splitter = field(default_factory=Splitter)
+    roles: RowRoles = field(default_factory=RowRoles)
 
     @property
     def features(self) -> list[str]:
-        return [c for c in self.contract.columns if c != self.target]
+        skip = {self.target, *self.roles.not_inputs}
+        return [c for c in self.contract.columns if c not in skip]
+
+    @property
+    def input_contract(self) -> Contract:
+        """The contract of the model's rows: every column but the group and weight ones."""
+        return self.contract.without(*self.roles.not_inputs)
 
     def xy(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         """Features and the encoded target (class index, or the float value)."""
         return frame[self.features], encode_target(frame[self.target], self.classes)
+
+    def keys(self, frame: pd.DataFrame) -> RowKeys:
+        """What splitting ``frame``'s rows needs: groups (or duplicate rows) and times."""
+        return row_keys(frame, self.splitter.kind, self.roles)
+
+    def weights(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """Each row's weight (``evaluation.weight_column``), or None: every row counts once."""
+        return None if self.roles.weight is None else frame[self.roles.weight].to_numpy(float)
 
 
 def clean(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
@@ -149,23 +189,97 @@ def load_dataset(cfg: Any, evaluation: Any, seed: int) -> Dataset:
     contract = declared.complete(frame)
     contract.columns[target].nullable = False
     frame = contract.validate(frame)
-    classes = class_order(frame[target], task, cfg.positive_class)
-    encode_target(frame[target], classes)
+    roles = RowRoles.of(evaluation)
+    check_roles(frame, roles, target)
+    splitter = Splitter(evaluation.split, evaluation.stratify, seed)
+    classification = task != "regression"
     if cfg.test_source is not None:
         train = frame
         test = contract.validate(load_frame(cfg.test_source, clean_spec))
-        encode_target(test[target], classes)
+        check_roles(test, roles, target)
     else:
-        stratify = frame[target] if evaluation.stratify and classes else None
-        train, test = train_test_split(
-            frame, test_size=evaluation.test_size, random_state=seed, stratify=stratify
-        )
+        labels = frame[target].to_numpy()
+        keys = row_keys(frame, splitter.kind, roles)
+        train_rows, test_rows = splitter.holdout(labels, keys, evaluation.test_size, classification)
+        train, test = frame.iloc[train_rows], frame.iloc[test_rows]
+    classes = class_order(train[target], task, cfg.positive_class)
+    encode_target(train[target], classes)
+    test = known_classes(test, target, classes, cfg.name)
     log.info(
         "%s: %s task, %d train rows, %d test rows, %d features",
         cfg.name,
         task,
         len(train),
         len(test),
-        len(contract.columns) - 1,
+        len(contract.columns) - 1 - len(roles.not_inputs),
     )
-    return Dataset(cfg.name, target, task, classes, contract, clean_spec, train, test)
+    return Dataset(
+        cfg.name, target, task, classes, contract, clean_spec, train, test, splitter, roles
+    )
+
+
+def check_roles(frame: pd.DataFrame, roles: RowRoles, target: str) -> None:
+    """The group, time and weight columns are there, complete, and weights are finite and
+    not negative; a DataError names the column (and a row) otherwise."""
+    for key, column in (
+        ("group_column", roles.group),
+        ("time_column", roles.time),
+        ("weight_column", roles.weight),
+    ):
+        if column is None:
+            continue
+        if column not in frame.columns or column == target:
+            raise ConfigError(
+                f"evaluation.{key}='{column}' is not a column of the data"
+                + (" (it is the target)" if column == target else "")
+            )
+        values = frame[column]
+        if values.isna().any():
+            row = values.index[values.isna().to_numpy()][0]
+            raise DataError(f"evaluation.{key} '{column}' has a missing value (row {row})")
+    if roles.weight is not None:
+        weights = pd.to_numeric(frame[roles.weight], errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(weights) | (weights < 0)
+        if bad.any():
+            row = frame.index[bad][0]
+            raise DataError(
+                f"weight column '{roles.weight}' needs finite values >= 0; row {row} has "
+                f"{frame[roles.weight].iloc[int(np.flatnonzero(bad)[0])]!r}"
+            )
+        if not weights.sum() > 0:
+            raise DataError(f"weight column '{roles.weight}' is 0 on every row")
+
+
+def row_keys(frame: pd.DataFrame, kind: str, roles: RowRoles) -> RowKeys:
+    """The rows' units (groups, or duplicate rows kept together) and times, for ``kind``."""
+    if kind == "group":
+        if roles.group is None:
+            raise ConfigError("evaluation.split=group needs evaluation.group_column")
+        return RowKeys(groups=pd.factorize(frame[roles.group])[0])
+    if kind == "time":
+        if roles.time is None:
+            raise ConfigError("evaluation.split=time needs evaluation.time_column")
+        return RowKeys(times=frame[roles.time].to_numpy())
+    duplicates = duplicate_units(frame) if roles.duplicates_together else None
+    return RowKeys(groups=duplicates)
+
+
+def known_classes(
+    test: pd.DataFrame, target: str, classes: list[str] | None, name: str
+) -> pd.DataFrame:
+    """The test rows whose class the training rows have (a group or time split can leave
+    a class out of them: the model cannot predict it); the others are dropped, logged."""
+    if classes is None:
+        return test
+    known = test[target].isin(classes).to_numpy()
+    if not known.all():
+        unseen = sorted(set(test[target][~known].astype(str)))[:5]
+        log.warning(
+            "%s: %d test row(s) of classes no training row has (%s) are not scored",
+            name,
+            int((~known).sum()),
+            ", ".join(unseen),
+        )
+        test = test[known]
+    encode_target(test[target], classes)
+    return test

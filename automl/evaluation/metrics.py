@@ -7,14 +7,18 @@ predictions by the same scikit-learn scorers (:func:`score`).
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import check_scoring, get_scorer
 from sklearn.utils.metaestimators import available_if
+
+from automl.scorers import scorer as scorer_for
+
+log = logging.getLogger(__name__)
 
 
 class Recorded(BaseEstimator):
@@ -78,12 +82,33 @@ def record(estimator: Any, X: Any) -> Recorded:
     return Recorded(estimator.predict(X), estimator.predict_proba(X), decision, classes)
 
 
-def score(recorded: Recorded, y: np.ndarray, report: dict[str, str]) -> dict[str, float]:
-    """Each scorer in ``report`` ({metric name: scorer name}) on ``recorded`` predictions;
-    ``neg_*`` scorers are reported with their sign flipped (a log loss of 0.3, not -0.3)."""
-    scorer = check_scoring(recorded, scoring=list(report.values()))
-    raw = scorer(recorded, None, y)
-    return {name: plain(raw[s], s) for name, s in report.items()}
+def score(
+    recorded: Recorded,
+    y: np.ndarray,
+    report: dict[str, str],
+    weights: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Each scorer in ``report`` ({metric name: scorer name}) on ``recorded`` predictions,
+    rows counting ``weights`` (None: once); ``neg_*`` scorers are reported with their sign
+    flipped (a log loss of 0.3, not -0.3). A metric the rows do not define (AUC one vs
+    rest on test rows that lack a class) is left out, and the log says why."""
+    n_classes = None if recorded.classes is None else len(recorded.classes_)
+    extra = {} if weights is None else {"sample_weight": weights}
+    values = {}
+    for name, scorer in report.items():
+        found = scorer_for(scorer, n_classes)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UndefinedMetricWarning)
+            try:
+                value = plain(found(recorded, None, y, **extra), scorer)
+            except ValueError as exc:
+                value, caught = np.nan, [" ".join(str(exc).split())]
+        if np.isfinite(value):
+            values[name] = value
+        else:
+            why = [str(getattr(w, "message", w)) for w in caught] or ["not a number"]
+            log.warning("test metric %s left out: %s", name, why[0])
+    return values
 
 
 def plain(value: float, scorer: str) -> float:
@@ -111,8 +136,9 @@ def score_each(
     for name, scorer in report.items():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UndefinedMetricWarning)
+            found = scorer_for(scorer, None if recorded.classes is None else known)
             try:
-                value = plain(get_scorer(scorer)(recorded, None, y), scorer)
+                value = plain(found(recorded, None, y), scorer)
             except ValueError as exc:
                 value, reasons[name] = None, missing or " ".join(str(exc).split())
         warned = [str(w.message) for w in caught if issubclass(w.category, UndefinedMetricWarning)]

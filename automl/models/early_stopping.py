@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import train_test_split
 
 from automl.config import build
+from automl.data.splits import RowKeys, Splitter
+from automl.errors import DataError
 
 
 class EarlyStopping(BaseEstimator):
@@ -38,20 +38,13 @@ class EarlyStopping(BaseEstimator):
     def fit(self, X, y, sample_weight=None):
         y = np.asarray(y)
         classifier = hasattr(self.estimator, "predict_proba")
-        rows = np.arange(len(y))
-        valid_rows = math.ceil(self.validation_fraction * len(y))
-        counts = np.bincount(y) if classifier else None
-        if counts is not None and (counts.min() < 2 or valid_rows < len(counts)):
-            # too few rows to hold out a fold with every class (a class would be missing
-            # from training): fit on all rows, monitored on them, so it runs to its cap
-            train = valid = rows
-        else:
-            train, valid = train_test_split(
-                rows,
-                test_size=self.validation_fraction,
-                random_state=self.random_state,
-                stratify=y if classifier else None,
-            )
+        # the validation fold drawn as the test rows are: stratified, a class too rare to
+        # be split kept in training (so the booster learns every class)
+        splitter = Splitter(seed=self.random_state)
+        try:
+            train, valid = splitter.holdout(y, RowKeys(), self.validation_fraction, classifier)
+        except (DataError, ValueError):  # too few rows to hold any out: monitored on all
+            train = valid = np.arange(len(y))
         X_tr, X_va = _rows(X, train), _rows(X, valid)
         y_tr, y_va = y[train], y[valid]
         if self.eval_arguments == "eval_set":

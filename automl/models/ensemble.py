@@ -93,6 +93,15 @@ def ensemble_of(
     return WeightedEnsemble(members, weights, threshold, n_jobs=n_jobs)
 
 
+def fitted_ensemble(models: list[Any], weights: list[float], threshold: float | None) -> Any:
+    """A ``WeightedEnsemble`` of models fitted already (bagging's fold models): it is
+    not fitted again."""
+    ensemble = WeightedEnsemble(models, weights, threshold)
+    ensemble.members_ = list(models)
+    ensemble.classes_ = getattr(models[0], "classes_", None)
+    return ensemble
+
+
 def select_ensemble(
     oofs: list[np.ndarray],
     y: np.ndarray,
@@ -100,17 +109,21 @@ def select_ensemble(
     classes: list[str] | None,
     size: int,
     deadline: float | None = None,
+    row_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Weights over ``oofs`` (candidates' out-of-fold predictions, best first) and the
-    ensemble's score. Ties go to the better single candidate. Past ``deadline``
-    (``time.monotonic()``) no further round starts."""
+    ensemble's score (rows counting ``row_weights``). Ties go to the better single
+    candidate. Past ``deadline`` (``time.monotonic()``) no further round starts."""
     picks: list[int] = []
     history: list[float] = []
     blend = np.zeros_like(oofs[0])
     for step in range(1, size + 1):
         if picks and deadline is not None and time.monotonic() > deadline:
             break
-        scores = [score_predictions(scoring, y, blend + (p - blend) / step, classes) for p in oofs]
+        scores = [
+            score_predictions(scoring, y, blend + (p - blend) / step, classes, weights=row_weights)
+            for p in oofs
+        ]
         best = int(np.argmax(scores))
         picks.append(best)
         history.append(scores[best])
@@ -248,7 +261,17 @@ class Calibrated(BaseEstimator):
         return tags
 
 
-def calibrated(estimator: Any, calibrator: ProbabilityCalibrator | None, threshold: Any) -> Any:
+def calibrated(
+    estimator: Any,
+    calibrator: ProbabilityCalibrator | None,
+    threshold: Any,
+    prefit: bool = False,
+) -> Any:
     """``estimator`` with ``calibrator`` (and the decision ``threshold``) applied, or itself
-    when there is no calibrator."""
-    return estimator if calibrator is None else Calibrated(estimator, calibrator, threshold)
+    when there is no calibrator; ``prefit``: ``estimator`` is fitted already."""
+    if calibrator is None:
+        return estimator
+    model = Calibrated(estimator, calibrator, threshold)
+    if prefit:
+        model.estimator_, model.classes_ = estimator, estimator.classes_
+    return model

@@ -25,11 +25,12 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 from sklearn.base import clone
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils.class_weight import compute_sample_weight
 from threadpoolctl import threadpool_limits
 
+from automl.config import to_plain
+from automl.data.splits import Fold, RowKeys, Splitter
 from automl.errors import ConfigError
 from automl.features import feature_space, feature_steps
 from automl.models import build_model, model_param_prefix, model_space
@@ -37,6 +38,7 @@ from automl.models.ensemble import (
     ProbabilityCalibrator,
     calibrated,
     ensemble_of,
+    fitted_ensemble,
     select_ensemble,
     tune_threshold,
 )
@@ -108,29 +110,46 @@ def make_families(cfg: DictConfig, task: str, threads: int) -> dict[str, Family]
             steps = feature_steps(features, task=task)
             pipeline = Pipeline([*steps, ("model", clone(model))])
             space = model_params | feature_space(features)
-            families[label] = make_family(label, pipeline, space)
+            families[label] = make_family(label, pipeline, space, to_plain(model_cfg.portfolio))
     return families
 
 
-def cv_folds(task: str, n_splits: int, seed: int) -> KFold | StratifiedKFold:
-    """Stratified folds for classification, plain shuffled folds for regression."""
-    kind = KFold if task == "regression" else StratifiedKFold
-    return kind(n_splits=n_splits, shuffle=True, random_state=seed)
-
-
-def split_rows(cfg: DictConfig, task: str, X: pd.DataFrame, y: np.ndarray) -> list[tuple]:
-    """CV folds, or one holdout split when the data is large (for the time budget)."""
-    rows = np.arange(len(y))
+def split_rows(
+    cfg: DictConfig, splitter: Splitter, keys: RowKeys, X: pd.DataFrame, y: np.ndarray, task: str
+) -> list[Fold]:
+    """CV folds (repeated for small data), or one holdout split when the data is large
+    (for the time budget); drawn by ``splitter`` as the test rows were."""
     search = cfg.search
     budget = search.time_budget
-    large = budget is not None and X.shape[0] * X.shape[1] > search.cv_cells_per_second * budget
-    if len(y) > search.holdout_above or large:
-        stratify = None if task == "regression" else y
-        train, valid = train_test_split(
-            rows, test_size=search.holdout_fraction, random_state=cfg.seed, stratify=stratify
+    cells = X.shape[0] * max(1, X.shape[1])
+    classification = task != "regression"
+    if len(y) > search.holdout_above or (
+        budget is not None and cells > search.cv_cells_per_second * budget
+    ):
+        return [splitter.holdout(y, keys, search.holdout_fraction, classification)]
+    repeats = cv_repeats(search, cells)
+    if repeats > 1:
+        log.info("small data: %d repeats of %d-fold CV", repeats, cfg.evaluation.cv_folds)
+    folds = splitter.folds(y, keys, cfg.evaluation.cv_folds, classification, repeats)
+    validated = len(np.unique(np.concatenate([valid for _, valid in folds])))
+    if validated < len(y):
+        log.info(
+            "%d training row(s) are never validated (classes rarer than the folds, or a "
+            "time split's oldest rows): they train in every fold",
+            len(y) - validated,
         )
-        return [(np.sort(train), np.sort(valid))]
-    return list(cv_folds(task, cfg.evaluation.cv_folds, cfg.seed).split(rows, y))
+    return folds
+
+
+def cv_repeats(search: DictConfig, cells: int) -> int:
+    """``search.repeats``, or (auto) as many as fit: up to ``repeat_max`` while the
+    rows x columns, ``repeat_headroom`` times over, fit the budget's CV capacity."""
+    if search.repeats != "auto":
+        return max(1, int(search.repeats))
+    if search.time_budget is None:
+        return 1
+    fits = search.cv_cells_per_second * search.time_budget / (cells * search.repeat_headroom)
+    return int(np.clip(np.floor(fits), 1, search.repeat_max))
 
 
 def row_weights(cfg: DictConfig, task: str, y: np.ndarray) -> np.ndarray | None:
@@ -154,14 +173,21 @@ def fit_search(
     task: str,
     classes: list[str] | None,
     deadline: float | None,
+    keys: RowKeys | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> Fitted:
-    """Search, ensemble and refit; ``deadline`` (``time.monotonic()``) bounds it all."""
+    """Search, ensemble and refit (or bag); ``deadline`` (``time.monotonic()``) bounds it
+    all. ``keys`` say how rows split (groups, duplicates, times), ``sample_weight`` what
+    each row counts."""
     scoring = cfg.evaluation.cv_metric[task]
     workers = pool.workers
     threads = max(1, cfg.n_jobs // workers)
-    weights = row_weights(cfg, task, y)
+    weights = combined(row_weights(cfg, task, y), sample_weight)
     calibrator = make_calibrator(cfg.model.calibration, task)  # checked before the search
-    data = TrialData(X, y, weights, split_rows(cfg, task, X, y), scoring, classes, threads)
+    splitter = Splitter(cfg.evaluation.split, cfg.evaluation.stratify, cfg.seed)
+    folds = split_rows(cfg, splitter, keys or RowKeys(), X, y, task)
+    bagging = Bagging.of(cfg, len(y), len(folds))
+    data = TrialData(X, y, weights, folds, scoring, classes, threads, bagging.possible)
     pool.share(data)
     finish = (cfg.search.time_budget or 0) * cfg.search.finish_share
     families = make_families(cfg, task, threads)
@@ -180,43 +206,130 @@ def fit_search(
         ),
         shared=SharedPredictions.of(cfg.search, data),
     )
-    y_oof = y[data.oof_rows]
+    rows = data.oof_rows
+    y_oof, w_oof = y[rows], None if weights is None else weights[rows]
     select_by = None if deadline is None else deadline - finish / 2
     members, member_weights, score = choose_members(
-        cfg.search.ensemble.size, result.kept, y_oof, scoring, classes, select_by
+        cfg.search.ensemble.size, result.kept, y_oof, scoring, classes, select_by, w_oof
     )
     refit = refit_estimate([m.outcome for m in members], workers)
-    if len(members) > 1 and deadline is not None and time.monotonic() + refit > deadline - finish:
+    overrun = deadline is not None and time.monotonic() + refit > deadline - finish
+    bag = bagging.chosen(members, overrun, len(classes or ()))
+    if overrun and not bag and len(members) > 1:
         log.info("ensemble: its refit (~%.1fs) would overrun the budget; the best trial", refit)
         members, member_weights = result.kept[:1], np.array([1.0])
     blend = sum(w * m.outcome.oof for m, w in zip(members, member_weights, strict=True))
     if calibrator is not None:
         blend = fit_calibrator(calibrator, y_oof, blend, classes)
-    threshold = None
-    if cfg.model.threshold is not None and classes is not None and len(classes) == 2:
-        threshold, tuned = tune_threshold(cfg.model.threshold, y_oof, blend, classes)
+    threshold = decision_threshold(cfg, y_oof, blend, classes)
+    threshold_inside = threshold if calibrator is None else None  # a calibrated model's: its own
+    if bag:
+        estimator = bagged(members, member_weights, threshold_inside)
+        estimator = calibrated(estimator, calibrator, threshold, prefit=True)
         log.info(
-            "decision threshold %.4f: out-of-fold %s %.4f", threshold, cfg.model.threshold, tuned
+            "bagged: the %d fold models of %d member(s) are the model (no refit)",
+            len(estimator_members(estimator)),
+            len(members),
         )
-    # the refit runs like the trials (threads per fit, fits at once): their timings hold
-    refit_started = time.monotonic()
-    estimator = ensemble_of(
-        [families[m.family].build(m.values) for m in members],
-        [float(w) for w in member_weights],
-        threshold if calibrator is None else None,  # a calibrated model's threshold: its own
-        n_jobs=workers,
-    )
-    estimator = calibrated(estimator, calibrator, threshold)
-    with threadpool_limits(limits=threads):
-        fit(estimator, X, y, weights)
-    log.info("refit of %d member(s): %.1fs", len(members), time.monotonic() - refit_started)
+    else:  # the refit runs like the trials (threads per fit, fits at once): their timings hold
+        refit_started = time.monotonic()
+        estimator = ensemble_of(
+            [families[m.family].build(m.values) for m in members],
+            [float(w) for w in member_weights],
+            threshold_inside,
+            n_jobs=workers,
+        )
+        estimator = calibrated(estimator, calibrator, threshold)
+        with threadpool_limits(limits=threads):
+            fit(estimator, X, y, weights)
+        log.info("refit of %d member(s): %.1fs", len(members), time.monotonic() - refit_started)
     params, ensemble = describe(members, member_weights, threshold)
     params["calibration"] = None if calibrator is None else calibrator.method
+    params["bagged"] = bag
+    params["cv_repeats"] = len(folds) // max(1, cfg.evaluation.cv_folds) if len(folds) > 1 else 1
     tables = {"families": result.families, "ensemble": ensemble}
-    # the model's CV score: its trial's mean fold score (as in the leaderboard), or the
-    # ensemble's score on the pooled out-of-fold predictions
+    # the model's CV score: the trial's (as in the leaderboard), or the ensemble's, both on
+    # the pooled out-of-fold predictions
     cv_score = score if len(members) > 1 else members[0].outcome.score
     return Fitted(estimator, params, cv_score, result.trials, tables)
+
+
+def combined(*weights: np.ndarray | None) -> np.ndarray | None:
+    """The product of per-row weights (None: every row counts once)."""
+    given = [w for w in weights if w is not None]
+    return None if not given else np.prod(given, axis=0)
+
+
+def decision_threshold(
+    cfg: DictConfig, y: np.ndarray, proba: np.ndarray, classes: list[str] | None
+) -> float | None:
+    """The binary decision threshold: tuned out of fold for ``model.threshold``, or, for a
+    rare positive class (under ``search.imbalance.share``), for ``search.imbalance.threshold``;
+    None: the likelier class."""
+    if classes is None or len(classes) != 2:
+        return None
+    metric = cfg.model.threshold
+    imbalance = cfg.search.imbalance
+    share = float(np.mean(y == 1))
+    rare = min(share, 1 - share) < imbalance.share
+    if metric is None and imbalance.threshold is not None and rare:
+        metric = imbalance.threshold
+        log.info("imbalanced: %.2f%% positive; threshold tuned for %s", 100 * share, metric)
+    if metric is None:
+        return None
+    threshold, tuned = tune_threshold(metric, y, proba, classes)
+    log.info("decision threshold %.4f: out-of-fold %s %.4f", threshold, metric, tuned)
+    return threshold
+
+
+@dataclass
+class Bagging:
+    """Whether the final model is the chosen members' fold models (AutoGluon's bagging:
+    no refit) rather than the members refit on all rows. ``search.bagging``: true, false,
+    or auto: bagged for small data (``search.bag_below_rows``), or when a refit would
+    overrun the time budget. Never with a holdout split or a time split."""
+
+    mode: Any
+    small: bool
+    possible: bool
+
+    @classmethod
+    def of(cls, cfg: DictConfig, rows: int, n_folds: int) -> Bagging:
+        mode = cfg.search.bagging
+        if mode not in ("auto", True, False):
+            raise ConfigError(f"search.bagging={mode!r}: true, false or auto")
+        small = rows <= cfg.search.bag_below_rows and n_folds > 1
+        budget = cfg.search.time_budget is not None
+        possible = cfg.evaluation.split != "time" and (
+            mode is True or (mode == "auto" and (small or budget))
+        )
+        return cls(mode, small, possible)
+
+    def chosen(self, members: list[Kept], overrun: bool, n_classes: int) -> bool:
+        """Bag these members: every one has fold models that saw every class."""
+        if not self.possible or not (self.mode is True or self.small or overrun):
+            return False
+        for member in members:
+            models = member.outcome.models
+            if not models or any(getattr(m, "seen_classes_", None) is not None for m in models):
+                return False
+        return True
+
+
+def bagged(members: list[Kept], weights: np.ndarray, threshold: float | None) -> Any:
+    """The fitted ensemble of every member's fold models, each member's weight shared
+    equally among its fold models."""
+    models, shares = [], []
+    for member, weight in zip(members, weights, strict=True):
+        fold_models = member.outcome.models
+        models += fold_models
+        shares += [float(weight) / len(fold_models)] * len(fold_models)
+    return fitted_ensemble(models, shares, threshold)
+
+
+def estimator_members(estimator: Any) -> list[Any]:
+    inner = getattr(estimator, "estimator_", estimator)
+    return getattr(inner, "members_", [inner])
 
 
 def make_calibrator(method: str | None, task: str) -> ProbabilityCalibrator | None:
@@ -275,15 +388,16 @@ def choose_members(
     scoring: str,
     classes: list[str] | None,
     deadline: float | None = None,
+    row_weights: np.ndarray | None = None,
 ) -> tuple[list[Kept], np.ndarray, float]:
     """The ensemble's members and weights (``size`` selection rounds), or the best trial
     alone when the ensemble does not score better out of fold; with the out-of-fold score
-    of the choice."""
-    best = score_predictions(scoring, y_oof, kept[0].outcome.oof, classes)
+    of the choice (rows counting ``row_weights``)."""
+    best = kept[0].outcome.score
     if size < 1 or len(kept) < 2:
         return kept[:1], np.array([1.0]), best
     weights, score = select_ensemble(
-        [k.outcome.oof for k in kept], y_oof, scoring, classes, size, deadline
+        [k.outcome.oof for k in kept], y_oof, scoring, classes, size, deadline, row_weights
     )
     if score <= best or np.count_nonzero(weights) < 2:
         return kept[:1], np.array([1.0]), best

@@ -17,6 +17,7 @@ import shutil
 import socket
 import tempfile
 import time
+import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,8 @@ _LOADED: dict[str, Any] = {}  # in a worker: data file path -> TrialData
 
 @dataclass
 class TrialData:
-    """What every trial needs: features, encoded target, sample weights and the folds."""
+    """What every trial needs: features, encoded target, sample weights and the folds
+    (repeated CV: the repeats' folds one after another)."""
 
     X: Any
     y: np.ndarray
@@ -44,27 +46,31 @@ class TrialData:
     scoring: str
     classes: list[str] | None
     threads: int = 1  # per fit: model n_jobs, and the OpenMP/BLAS pools of the rest
+    keep_models: bool = False  # return the fold models (bagging: the final model)
 
     @property
     def oof_rows(self) -> np.ndarray:
-        """The rows that get an out-of-fold prediction (every row under CV)."""
-        return np.sort(np.concatenate([valid for _, valid in self.folds]))
+        """The rows that get an out-of-fold prediction (every row under plain CV; not
+        the rows that always train, nor a time split's oldest block)."""
+        return np.unique(np.concatenate([valid for _, valid in self.folds]))
+
+    @property
+    def n_classes(self) -> int | None:
+        return None if self.classes is None else len(self.classes)
 
 
 @dataclass
 class TrialOutcome:
-    """One trial's fold scores, out-of-fold predictions and costs."""
+    """One trial's score, fold scores, out-of-fold predictions and costs."""
 
-    scores: list[float]
+    score: float  # on the pooled out-of-fold predictions (repeats averaged)
+    scores: list[float]  # per fold, where the fold's rows define the metric
     oof: np.ndarray  # predictions for TrialData.oof_rows, in that order
     seconds: float
     # estimated time to fit once on all training rows, then predict them three times
     # (the reference profile and the evaluation predict about that many rows)
     refit_seconds: float
-
-    @property
-    def score(self) -> float:
-        return float(np.mean(self.scores))
+    models: list[Any] | None = None  # the fold models, with TrialData.keep_models
 
 
 def run_trial(data_path: str, pipeline: Any) -> TrialOutcome:
@@ -82,23 +88,49 @@ def run_limited(data: TrialData, pipeline: Any) -> TrialOutcome:
 
 
 def fit_folds(data: TrialData, pipeline: Any) -> TrialOutcome:
-    """Fit ``pipeline`` on every fold; score and keep its out-of-fold predictions."""
+    """Fit ``pipeline`` on every fold; score its pooled out-of-fold predictions (each
+    row's repeats averaged) and keep them."""
     started = time.perf_counter()
-    classification = data.classes is not None
-    rows, oof, scores, fit_seconds = data.oof_rows, None, [], []
+    rows, total, counts = data.oof_rows, None, np.zeros(len(data.oof_rows))
+    scores, fit_seconds, models = [], [], []
     for train, valid in data.folds:
         weights = None if data.weights is None else data.weights[train]
         tic = time.perf_counter()
-        fitted = fit(clone(pipeline), data.X.iloc[train], data.y[train], weights)
+        fitted = fit(clone(pipeline), data.X.iloc[train], data.y[train], weights, data.n_classes)
         fitted_at = time.perf_counter()
-        predicted = predictions(fitted, data.X.iloc[valid], classification)
+        predicted = predictions(fitted, data.X.iloc[valid], data.n_classes)
         predict = (time.perf_counter() - fitted_at) * 3 * len(data.y) / len(valid)
         fit_seconds.append((fitted_at - tic) * len(data.y) / len(train) + predict)
-        scores.append(score_predictions(data.scoring, data.y[valid], predicted, data.classes))
-        if oof is None:
-            oof = np.zeros((len(rows), *predicted.shape[1:]))
-        oof[np.searchsorted(rows, valid)] = predicted
-    return TrialOutcome(scores, oof, time.perf_counter() - started, float(np.max(fit_seconds)))
+        scores += fold_score(data, valid, predicted)
+        if total is None:
+            total = np.zeros((len(rows), *predicted.shape[1:]))
+        at = np.searchsorted(rows, valid)
+        total[at] += predicted
+        counts[at] += 1
+        if data.keep_models:
+            models.append(fitted)
+    oof = total / counts.reshape(-1, *[1] * (total.ndim - 1))
+    weights = None if data.weights is None else data.weights[rows]
+    score = score_predictions(data.scoring, data.y[rows], oof, data.classes, weights=weights)
+    seconds = time.perf_counter() - started
+    return TrialOutcome(
+        score, scores, oof, seconds, float(np.max(fit_seconds)), models if models else None
+    )
+
+
+def fold_score(data: TrialData, valid: np.ndarray, predicted: np.ndarray) -> list[float]:
+    """The fold's score, or nothing when the metric is not defined on its rows (e.g. AUC
+    on a fold with one class)."""
+    weights = None if data.weights is None else data.weights[valid]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = score_predictions(
+                data.scoring, data.y[valid], predicted, data.classes, weights=weights
+            )
+    except ValueError:
+        return []
+    return [value] if np.isfinite(value) else []
 
 
 def refit_estimate(outcomes: list[TrialOutcome], workers: int) -> float:

@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,14 +54,28 @@ class Family:
     space: dict[str, dict[str, Any]]  # Optuna name (<family>.<param>) -> spec
     params: dict[str, str]  # Optuna name -> pipeline parameter
     defaults: dict[str, Any]  # Optuna name -> the configured value (the first trial)
+    portfolio: list[dict[str, Any]] = field(default_factory=list)  # the next trials' values
+
+    def start(self, tried: int, with_defaults: bool) -> dict[str, Any]:
+        """The fixed values of the family's trial number ``tried`` (0: its first): its
+        defaults, then its portfolio's entries in order; afterwards none (sampled)."""
+        starts = [self.defaults] if with_defaults else []
+        starts += self.portfolio
+        return starts[tried] if tried < len(starts) else {}
 
     def build(self, values: dict[str, Any]) -> Pipeline:
         """The pipeline with a trial's sampled ``values`` set."""
         return clone(self.pipeline).set_params(**{self.params[k]: v for k, v in values.items()})
 
 
-def make_family(name: str, pipeline: Pipeline, space: dict[str, dict[str, Any]]) -> Family:
-    """A family from its pipeline and space ({pipeline parameter: spec})."""
+def make_family(
+    name: str,
+    pipeline: Pipeline,
+    space: dict[str, dict[str, Any]],
+    portfolio: list[dict[str, Any]] | None = None,
+) -> Family:
+    """A family from its pipeline, space ({pipeline parameter: spec}) and portfolio
+    ([{space name: value}]: values outside this task's space are left out)."""
     current = pipeline.get_params()
     named = {f"{name}.{param.rsplit('__', 1)[-1]}": param for param in space}
     specs = {optuna_name: space[param] for optuna_name, param in named.items()}
@@ -69,7 +84,13 @@ def make_family(name: str, pipeline: Pipeline, space: dict[str, dict[str, Any]])
         for k, param in named.items()
         if param in current and contains(specs[k], current[param])
     }
-    return Family(name, pipeline, specs, named, defaults)
+    entries = []
+    for entry in portfolio or []:
+        values = {f"{name}.{k}": v for k, v in entry.items()}
+        values = {k: v for k, v in values.items() if k in specs and contains(specs[k], v)}
+        if values and values not in entries and values != defaults:
+            entries.append(values)
+    return Family(name, pipeline, specs, named, defaults, entries)
 
 
 @dataclass
@@ -204,8 +225,8 @@ def run_portfolio(
         if family is None:
             return False
         spec = families[family]
-        first = not any(t.params.get("family") == family for t in trials)
-        fixed = {"family": family, **(spec.defaults if first and cfg.start_with_defaults else {})}
+        tried = sum(t.params.get("family") == family and not died(t) for t in trials)
+        fixed = {"family": family, **spec.start(tried, cfg.start_with_defaults)}
         with warnings.catch_warnings():  # PartialFixedSampler is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.sampler = optuna.samplers.PartialFixedSampler(fixed, base_sampler)
@@ -257,7 +278,7 @@ def run_portfolio(
     pool.close(kill=bool(running))
     seconds = time.monotonic() - started
     if not kept:
-        raise AutomlError(no_result(study, mine))
+        raise AutomlError(no_result(study, mine, stopped))
     if shared is not None:
         others = shared.others(study, set(mine), keep)
         kept = sorted(kept + others, key=lambda k: k.outcome.score, reverse=True)[:keep]
@@ -274,19 +295,46 @@ def may_start(cfg: Any, mine: list[int], stop_at: float) -> bool:
     return time.monotonic() < stop_at
 
 
-def no_result(study: optuna.Study, numbers: list[int]) -> str:
-    """Why no trial of ``numbers`` has a score: the last error, or the time budget."""
+# what to do about the most common trial error, by a phrase in it (checked in order)
+ADVICE = (
+    ("MemoryError", "lower search.n_jobs or n_jobs, or train on fewer rows"),
+    ("could not convert", "a column's values do not match its type: check dataset.contract"),
+    ("classes", "check the target's classes (dataset.task, dataset.positive_class)"),
+)
+FALLBACK_ADVICE = (
+    "every trial's error is in train.log and leaderboard.csv; leave the failing families "
+    "out of model.families, or fix the data they fail on"
+)
+
+
+def no_result(study: optuna.Study, numbers: list[int], stopped: int = 0) -> str:
+    """Why no trial of ``numbers`` has a score: the most common error (with what to do
+    about it) when trials failed; the time budget only when it stopped them."""
     ours = set(numbers)
-    errors = [
-        t.user_attrs["error"]
+    failed = [
+        (t.params.get("family"), t.user_attrs["error"])
         for t in study.get_trials(deepcopy=False)
         if t.number in ours and "error" in t.user_attrs
     ]
-    if errors:
-        return f"every search trial failed; the last one: {errors[-1]}"
+    if failed:
+        counts = Counter(error for _, error in failed)
+        common, times = counts.most_common(1)[0]
+        families = sorted({str(f) for f, error in failed if error == common})
+        advice = next((a for phrase, a in ADVICE if phrase in common), FALLBACK_ADVICE)
+        budget = f"; {stopped} more stopped at the time budget" if stopped else ""
+        return (
+            f"{len(failed)} search trial(s) failed and none finished{budget}. The most "
+            f"common error ({times} trial(s) of {', '.join(families)}): {common}. "
+            f"Fix: {advice}"
+        )
+    if stopped:
+        return (
+            f"no search trial finished within the time budget ({stopped} stopped); raise "
+            "search.time_budget or choose cheaper families in model.families"
+        )
     return (
-        "no search trial finished within the time budget; raise search.time_budget "
-        "or choose cheaper families in model.families"
+        "no search trial started: the time budget left none (raise search.time_budget), "
+        "or search.n_trials is 0"
     )
 
 
@@ -321,7 +369,8 @@ def record(
         trial.set_user_attr("error", "the CV score is not a number (e.g. one class in a fold)")
         study.tell(trial, state=TrialState.FAIL)
         return None, outcome.seconds
-    trial.set_user_attr("cv_std", float(np.std(outcome.scores)))
+    if outcome.scores:
+        trial.set_user_attr("cv_std", float(np.std(outcome.scores)))
     done = Kept(trial.number, family, values, outcome)
     if shared is not None:
         shared.upload(trial, done)

@@ -96,5 +96,7 @@ class SharedPredictions:
                 artifact_store=self.store, file_path=str(path), artifact_id=stored["artifact"]
             )
             oof = np.load(path, allow_pickle=False)
-        outcome = TrialOutcome(stored["scores"], oof, stored["seconds"], stored["refit_seconds"])
+        outcome = TrialOutcome(
+            float(trial.value), stored["scores"], oof, stored["seconds"], stored["refit_seconds"]
+        )
         return Kept(trial.number, trial.params["family"], stored["values"], outcome)

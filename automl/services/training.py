@@ -44,7 +44,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         check_slices(list(cfg.evaluation.slices), list(data.test.columns))
         X, y = data.xy(data.train)
         fitted = fit_search(
-            cfg, pool, X, y, task=data.task, classes=data.classes, deadline=deadline
+            cfg,
+            pool,
+            X,
+            y,
+            task=data.task,
+            classes=data.classes,
+            deadline=deadline,
+            keys=data.keys(data.train),
+            sample_weight=data.weights(data.train),
         )
     final = fitted.estimator
     log.info("model fitted in %.1fs; evaluating and saving it", time.perf_counter() - started)
@@ -58,7 +66,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     predicting = time.monotonic()
     recorded = record(final, X_test)  # the test rows predicted once: metrics and model card
     predict_seconds = time.monotonic() - predicting
-    metrics = score(recorded, y_test, to_plain(cfg.evaluation.report[data.task]))
+    report = to_plain(cfg.evaluation.report[data.task])
+    metrics = score(recorded, y_test, report, data.weights(data.test))
     scoring = cfg.evaluation.cv_metric[data.task]
     metrics = {"cv_" + scoring.removeprefix("neg_"): abs(fitted.cv_score), **metrics}
     model.manifest["metrics"] = metrics
@@ -202,7 +211,7 @@ def manifest(cfg: DictConfig, data: Dataset, params: dict[str, Any]) -> dict[str
         "target": data.target,
         "classes": data.classes,
         "features": data.features,
-        "contract": data.contract.to_dict(),
+        "contract": data.input_contract.to_dict(),  # less the group and weight columns
         "clean": data.clean,
         "best_params": params,
         "train_rows": len(data.train),
