@@ -91,5 +91,7 @@ def test_feature_choice_trains_predicts_and_serves(tmp_path, team, dataset, mode
         got = np.array([[p[c] for c in bundle.classes] for p in served])
         np.testing.assert_allclose(got, expected, rtol=1e-6)
         meta = client.get(f"/v1/models/default.{dataset}/metadata", headers=key).json()
-        across = choice.startswith("features/")
-        assert (meta["fast_path"] != "compiled") or not across, meta["fast_path"]
+        mixing = choice.startswith(("features/interactions", "features/decomposition"))
+        assert (meta["fast_path"] != "compiled") or not mixing, meta["fast_path"]
+        if choice.startswith("features/selection"):  # a selector compiles: kept columns
+            assert meta["fast_path"] == "compiled", meta["fast_path"]

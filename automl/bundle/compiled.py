@@ -10,13 +10,14 @@ that give the same numbers as the scikit-learn pipeline, bit for bit.
 
 Which compiler serves which fitted step class, and how a final estimator predicts one
 record, is config (``conf/common/compiled/default.yaml``). A model compiles when its
-pipeline is a ``ColumnTransformer`` of compilable blocks followed by its estimator, or a
-weighted ensemble of such pipelines (``WeightedEnsemble``), with or without a probability
-calibration (``Calibrated``); anything else raises ``NotCompilable`` with the reason, and
-is scored by its pipeline. A value the compiled steps cannot take exactly as the pipeline
-would (an unseen category an encoder rejects, a value of another type) raises
-``Fallback``: the caller then uses the pipeline, whose contract and encoders name the
-problem. tests/test_compiled.py checks both forms against the pipeline row by row.
+pipeline is a ``ColumnTransformer`` of compilable blocks, then compilable steps across all
+features (e.g. selection; one switched off passes its input through), then its estimator,
+or a weighted ensemble of such pipelines (``WeightedEnsemble``), with or without a
+probability calibration (``Calibrated``); anything else raises ``NotCompilable`` with the
+reason, and is scored by its pipeline. A value the compiled steps cannot take exactly as
+the pipeline would (an unseen category an encoder rejects, a value of another type)
+raises ``Fallback``: the caller then uses the pipeline, whose contract and encoders name
+the problem. tests/test_compiled.py checks both forms against the pipeline row by row.
 """
 
 from __future__ import annotations
@@ -237,6 +238,23 @@ def compile_lookup(step: Any) -> CompiledStep:
     return CompiledStep(lookup, lookup_batch, width)
 
 
+def compile_selector(step: Any) -> CompiledStep:
+    """A feature selector (``get_support``): its kept columns, in order."""
+    kept = np.flatnonzero(step.get_support())
+    keep = kept.tolist()
+
+    def select(values: list) -> list:
+        return [values[i] for i in keep]
+
+    def select_batch(columns: list[Column]) -> list[Column]:
+        if len(columns) == 1 and getattr(columns[0], "ndim", 1) == 2:
+            return [columns[0][:, kept]]
+        columns = split(columns)
+        return [columns[i] for i in keep]
+
+    return CompiledStep(select, select_batch, len(keep))
+
+
 # --- batch helpers ---
 
 
@@ -301,9 +319,9 @@ class CompiledPipeline:
     """A (feature step, estimator) pipeline: records or a frame -> float64 matrix -> output."""
 
     def __init__(self, pipeline: Any, classifier: bool, compilers: Compilers) -> None:
-        if not hasattr(pipeline, "steps") or len(pipeline.steps) != 2:
-            raise NotCompilable("the pipeline is not (feature step, estimator)")
-        features, self.estimator = pipeline.steps[0][1], pipeline.steps[1][1]
+        if not hasattr(pipeline, "steps") or len(pipeline.steps) < 2:
+            raise NotCompilable("the pipeline is not (feature step, ..., estimator)")
+        features, self.estimator = pipeline.steps[0][1], pipeline.steps[-1][1]
         if not hasattr(features, "transformers_"):
             kind = type(features).__name__
             raise NotCompilable(f"feature step {kind} is not a ColumnTransformer")
@@ -318,6 +336,10 @@ class CompiledPipeline:
         self.width = len(features.get_feature_names_out())
         if sum(b.width for b in self.blocks) != self.width:
             raise NotCompilable(f"compiled blocks != the feature step's {self.width} columns")
+        self.across = across_steps([s for _, s in pipeline.steps[1:-1]], self.width, compilers)
+        self.width = self.across[-1].width if self.across else self.width
+        if getattr(inner, "n_features_in_", self.width) != self.width:
+            raise NotCompilable(f"the estimator takes other than the {self.width} features")
         self.classifier = classifier
         factory = next((p for cls, p in compilers.predictors if isinstance(inner, cls)), None)
         self.one = factory(inner, classifier) if factory is not None else self.predict
@@ -330,11 +352,21 @@ class CompiledPipeline:
             for step in b.steps:
                 out = step.row(out)
             row.extend(out)
+        for step in self.across:
+            row = step.row(row)
         return row
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The feature matrix of a prepared frame (as ``Model.prepare`` returns it)."""
-        out = np.empty((len(frame), self.width), dtype=np.float64)
+        out = self.blocks_matrix(frame)
+        for step in self.across:
+            parts = step.batch([out])
+            out = np.column_stack(parts) if parts else np.empty((len(frame), 0))
+        return out
+
+    def blocks_matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The feature step's (the ColumnTransformer's) matrix of a prepared frame."""
+        out = np.empty((len(frame), sum(b.width for b in self.blocks)), dtype=np.float64)
         at = 0
         for b in self.blocks:
             columns: list[Column] = [frame[c] for c in b.columns]
@@ -382,6 +414,24 @@ def block(transformer: Any, columns: Any, compilers: Compilers) -> Block | None:
         compiled.append(compiler(step))
         width = compiled[-1].width
     return Block(columns, compiled, width)
+
+
+def across_steps(steps: list[Any], width: int, compilers: Compilers) -> list[CompiledStep]:
+    """The steps between the feature step and the estimator compiled, in order; a step
+    switched off (duck-typed ``OptionalStep``: ``step_`` None) passes its input through."""
+    compiled = []
+    for step in steps:
+        inner = getattr(step, "step_", step)
+        if inner is None:
+            continue
+        compiler = next((c for cls, c in compilers.steps if isinstance(inner, cls)), None)
+        if compiler is None:
+            raise NotCompilable(f"no compiler for {type(inner).__name__} across the features")
+        if getattr(inner, "n_features_in_", width) != width:
+            raise NotCompilable(f"{type(inner).__name__} was fitted on another width")
+        compiled.append(compiler(inner))
+        width = compiled[-1].width
+    return compiled
 
 
 def blend(outputs: list[Output], weights: Any) -> Output:

@@ -4,12 +4,14 @@ across all features (interactions, selection, decomposition)."""
 from automl.features.pipeline import OptionalStep, build_features, feature_space, feature_steps
 from automl.features.steps import (
     CappedSVD,
+    ConstantDuplicateFilter,
     CorrelationFilter,
     CyclicalDateTime,
     FrequencyEncoder,
     HashingEncoder,
     ModelImportanceSelector,
     OneHot,
+    OtherColumns,
     PermutationSelector,
     StringColumns,
     TextEncoder,
@@ -25,12 +27,14 @@ from automl.features.transformers import (
 
 __all__ = [
     "CappedSVD",
+    "ConstantDuplicateFilter",
     "CorrelationFilter",
     "CyclicalDateTime",
     "FrequencyEncoder",
     "HashingEncoder",
     "ModelImportanceSelector",
     "OneHot",
+    "OtherColumns",
     "PermutationSelector",
     "StringColumns",
     "TextEncoder",

@@ -1,4 +1,5 @@
-"""Encoding, date-time, interaction and selection steps; each a plain sklearn transformer.
+"""Encoding, date-time, interaction and selection steps, and column selectors for blocks;
+each step a plain sklearn transformer.
 
 Categorical and date-time steps take frames or arrays (``FrameInput``); numeric steps
 validate their input as scikit-learn's own transformers do. Supervised steps pick the
@@ -7,6 +8,7 @@ classification or regression variant of their score or model from the type of ``
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from functools import partial
@@ -414,6 +416,24 @@ class StringColumns:
         return f"StringColumns(free_text={self.free_text})"
 
 
+class OtherColumns:
+    """Column selector for a block: every column that none of the ``exclude`` selectors
+    picks, in the frame's order (e.g. all but the date-times and the free text).
+
+    Evaluated once when the pipeline is fitted; the chosen columns are then fixed.
+    """
+
+    def __init__(self, exclude: list[Any]) -> None:
+        self.exclude = exclude
+
+    def __call__(self, X: pd.DataFrame) -> list[str]:
+        taken = {c for selector in self.exclude for c in selector(X)}
+        return [c for c in X.columns if c not in taken]
+
+    def __repr__(self) -> str:
+        return f"OtherColumns(exclude={self.exclude!r})"
+
+
 class TextEncoder(FrameInput, TransformerMixin, BaseEstimator):
     """Free-text columns to numbers, each column on its own: TF-IDF of its words and word
     pairs (at most ``max_features`` terms in at least ``min_df`` rows, fewer rows when
@@ -722,6 +742,52 @@ class CorrelationFilter(_Selector):
             if np.any(corr[kept, j] > self.threshold):
                 self.support_[j] = False
         return self
+
+
+class ConstantDuplicateFilter(_Selector):
+    """Drops features no model can use: those constant on the fit rows (one value, or all
+    missing) and exact copies of an earlier feature (missing in the same rows).
+
+    Unsupervised and cheap (per column: its minimum, maximum and a hash of its values),
+    so a column constant in one CV fold only is dropped in that fold alone. A column with
+    one value and some missing ones is kept: its missingness is information. When every
+    feature is constant, the first is kept, so the model can still be fitted.
+    """
+
+    def __init__(self, constant: bool = True, duplicates: bool = True) -> None:
+        self.constant = constant
+        self.duplicates = duplicates
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
+        missing = np.isnan(X)
+        self.support_ = np.ones(X.shape[1], dtype=bool)
+        if self.constant:
+            with warnings.catch_warnings():  # all-missing columns have no min or max
+                warnings.simplefilter("ignore", RuntimeWarning)
+                low, high = np.nanmin(X, axis=0), np.nanmax(X, axis=0)
+            one_value = (low == high) & ~missing.any(axis=0)
+            self.support_ &= ~(one_value | missing.all(axis=0))
+        if self.duplicates:
+            self.support_ &= ~_copies(X, missing)
+        if X.shape[1] and not self.support_.any():
+            self.support_[0] = True
+        return self
+
+
+def _copies(X: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """Which columns equal an earlier one value for value (NaN equal to NaN): columns
+    grouped by a hash of their values, then compared with the earlier ones of the group."""
+    seen: dict[bytes, list[int]] = {}
+    copies = np.zeros(X.shape[1], dtype=bool)
+    for j in range(X.shape[1]):
+        # one bit pattern for every NaN and for zero (-0.0 + 0.0 is 0.0), as they compare
+        values = np.where(missing[:, j], np.nan, X[:, j] + 0.0)
+        group = seen.setdefault(hashlib.blake2b(values.tobytes(), digest_size=16).digest(), [])
+        copies[j] = any(np.array_equal(X[:, i], X[:, j], equal_nan=True) for i in group)
+        if not copies[j]:
+            group.append(j)
+    return copies
 
 
 class CappedSVD(TransformerMixin, BaseEstimator):
