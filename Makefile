@@ -83,5 +83,14 @@ bench: bench-speed postgres  ## every benchmark, one after another (the figures 
 	$(BIN)/python -m pip install --quiet -e ".[bench]"   # FLAML, for the comparison only
 	$(BIN)/python bench/automl_vs_flaml.py   # about 50 min on 2 cores (8 data sets x 30 s, 120 s)
 
+AG_VENV := .venv-autogluon
+.PHONY: bench-autogluon-env
+bench-autogluon-env:  ## AutoGluon for bench/automl_vs_flaml.py, in a venv of its own (it pins its pandas)
+	@if [ -f $(AG_VENV)/.installed ]; then exit 0; fi; \
+	test -x $(AG_VENV)/bin/python || $(PYTHON) -m venv $(AG_VENV); \
+	$(AG_VENV)/bin/python -m pip install --quiet --upgrade pip && \
+	$(AG_VENV)/bin/python -m pip install --quiet "autogluon.tabular[lightgbm,catboost,xgboost]" && \
+	touch $(AG_VENV)/.installed
+
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache .coverage build dist *.egg-info
