@@ -44,14 +44,23 @@ def fit(tmp_path: Path, dataset: str, model: str, extra: list[str] | None = None
 SLOW_PAIRS = {("digits", "extra_trees"), ("digits", "rf")}  # the matrix's slowest: -m slow
 
 
-@pytest.mark.parametrize(
-    ("dataset", "model"),
-    [
-        pytest.param(d, m, id=f"{d}-{m}", marks=pytest.mark.slow if (d, m) in SLOW_PAIRS else ())
-        for d in EMBEDDED_DATASETS
-        for m in MODELS
-    ],
-)
+def matrix(datasets: tuple[str, ...], band: int, slow: set[tuple[str, str]]) -> list:
+    """Every (data set, model) pair; by default only a diagonal band of them runs (every
+    model on several data sets, every data set with several models, each model on a
+    classification and a regression set across the two matrices), the rest with -m slow."""
+    return [
+        pytest.param(
+            d,
+            m,
+            id=f"{d}-{m}",
+            marks=pytest.mark.slow if (i + j) % band or (d, m) in slow else (),
+        )  # fmt: skip
+        for i, d in enumerate(datasets)
+        for j, m in enumerate(MODELS)
+    ]
+
+
+@pytest.mark.parametrize(("dataset", "model"), matrix(EMBEDDED_DATASETS, 3, SLOW_PAIRS))
 def test_embedded_dataset_x_model(tmp_path, dataset, model):
     metrics = fit(tmp_path, dataset, model)
     assert (tmp_path / "model" / "manifest.json").is_file()
@@ -63,18 +72,11 @@ def test_embedded_dataset_x_model(tmp_path, dataset, model):
 
 
 # adult (32,561 rows) with the slowest families runs only with the slow tests
-SLOW_ON_ADULT = ("rf", "extra_trees", "linear", "hist_gb")
+SLOW_ON_ADULT = {("adult", m) for m in ("rf", "extra_trees", "linear", "hist_gb")}
 
 
 @needs_shared_data
-@pytest.mark.parametrize(
-    ("dataset", "model"),
-    [
-        pytest.param(d, m, marks=[pytest.mark.slow] if d == "adult" and m in SLOW_ON_ADULT else [])
-        for d in FILE_DATASETS
-        for m in MODELS
-    ],
-)
+@pytest.mark.parametrize(("dataset", "model"), matrix(FILE_DATASETS, 2, SLOW_ON_ADULT))
 def test_file_dataset_x_model(tmp_path, dataset, model):
     metrics = fit(tmp_path, dataset, model)
     if dataset in ("abalone", "winequality_red"):
