@@ -139,6 +139,9 @@ class FamilyConfig:
     # in order as the family's first trials after its defaults; keys outside the task's
     # space are left out
     portfolio: list[dict[str, Any]] = field(default_factory=list)
+    # log: a regressor fitted on sign(y) * log(1 + |y|), its predictions mapped back (for
+    # heavy-tailed targets); a family with it takes part in regression only
+    target_transform: str | None = None
 
 
 @dataclass

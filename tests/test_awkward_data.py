@@ -317,3 +317,43 @@ def test_a_family_starts_from_its_defaults_then_its_portfolio(tmp_path):
     for row, entry in zip(trials.iloc[1:3].to_dict("records"), portfolio[:2], strict=True):
         for key, value in entry.items():
             assert row[f"params_lgbm.{key}"] == pytest.approx(value), key
+
+
+# --- heavy-tailed regression targets ------------------------------------------------
+
+
+def spending(rows: int = 1500, seed: int = 0) -> pd.DataFrame:
+    """Amounts spent: log-normal, the log linear in the inputs (a few huge spenders)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, 4))
+    amount = np.exp(1.5 * X[:, 0] + X[:, 1] - 0.5 * X[:, 2] + rng.normal(size=rows) * 0.3)
+    return pd.DataFrame(X, columns=["a", "b", "c", "d"]).assign(amount=amount)
+
+
+def test_a_log_target_family_competes_on_cv_and_predicts_on_the_original_scale(tmp_path):
+    frame = spending()
+    base = [
+        "search.time_budget=null", "evaluation.cv_folds=3", "n_jobs=1", *QUIET[:2],
+        f"paths.output_dir={tmp_path / 'out'}",
+    ]  # fmt: skip
+    auto = automl.fit(
+        frame, target="amount", name="spend", conf_dir=tmp_path / "conf",
+        overrides=[*base, "model=auto", "model.families=[lgbm,lgbm_log]", "search.n_trials=4",
+                   "model.candidates.lgbm.regressor.n_estimators=200",
+                   "model.candidates.lgbm_log.regressor.n_estimators=200"],
+    )  # fmt: skip
+    families = auto.families().set_index("family")
+    assert {"lgbm", "lgbm_log"} <= set(families.index)
+    # the log target fits the multiplicative signal better: CV (RMSE) says so
+    assert families.loc["lgbm_log", "best_cv"] > families.loc["lgbm", "best_cv"]
+    new = frame.drop(columns="amount").head(50)
+    predicted = auto.predict(new)
+    assert np.isfinite(predicted).all() and (predicted > 0).all()
+    assert np.corrcoef(np.log(predicted), np.log(frame["amount"].head(50)))[0, 1] > 0.9
+    # classification leaves the log family out
+    labelled = frame.assign(amount=np.where(frame["amount"] > 1, "big", "small"))
+    classified = automl.fit(
+        labelled, target="amount", name="spend_class", conf_dir=tmp_path / "conf",
+        overrides=[*base, "model=auto", "model.families=[linear,lgbm_log]", "search.n_trials=2"],
+    )  # fmt: skip
+    assert list(classified.families()["family"]) == ["linear"]

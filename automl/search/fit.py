@@ -103,6 +103,8 @@ def make_families(cfg: DictConfig, task: str, threads: int) -> dict[str, Family]
     cfg.n_jobs = threads
     families = {}
     for name, model_cfg in families_of(cfg.model).items():
+        if model_cfg.target_transform is not None and task != "regression":
+            continue  # a target transform is for regression: the family sits this one out
         model = build_model(model_cfg, task, cfg.seed)
         prefix = model_param_prefix(model)
         model_params = {prefix + k: v for k, v in model_space(model_cfg, task).items()}
@@ -111,6 +113,8 @@ def make_families(cfg: DictConfig, task: str, threads: int) -> dict[str, Family]
             pipeline = Pipeline([*steps, ("model", clone(model))])
             space = model_params | feature_space(features)
             families[label] = make_family(label, pipeline, space, to_plain(model_cfg.portfolio))
+    if not families:
+        raise ConfigError(f"none of model.families takes part in a {task} task")
     return families
 
 

@@ -326,9 +326,12 @@ def one_thread_each(estimator: Any) -> None:
     while stack:
         est = stack.pop()
         stack.extend(step for _, step in getattr(est, "steps", []))  # a Pipeline
-        fitted = getattr(est, "estimator_", None)  # a wrapper such as EarlyStopping
-        if fitted is not None:
-            stack.append(fitted)
+        # a wrapper such as EarlyStopping, or a target transform
+        stack.extend(
+            inner
+            for inner in (getattr(est, "estimator_", None), getattr(est, "regressor_", None))
+            if inner is not None
+        )
         if hasattr(est, "get_params") and "n_jobs" in est.get_params(deep=False):
             est.set_params(n_jobs=1)
 
