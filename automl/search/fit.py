@@ -291,7 +291,8 @@ class Bagging:
     """Whether the final model is the chosen members' fold models (AutoGluon's bagging:
     no refit) rather than the members refit on all rows. ``search.bagging``: true, false,
     or auto: bagged for small data (``search.bag_below_rows``), or when a refit would
-    overrun the time budget. Never with a holdout split or a time split."""
+    overrun the time budget (with one holdout split: the models fitted on its training
+    rows). Never with a time split: a fold model has not seen the newest rows."""
 
     mode: Any
     small: bool
