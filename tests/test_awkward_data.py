@@ -19,6 +19,7 @@ from automl.bundle.model import Model
 from automl.data.dataset import load_dataset
 from automl.data.splits import RowKeys, Splitter
 from automl.errors import AutomlError
+from automl.search.fit import split_rows
 from automl.services.training import train
 
 QUIET = [
@@ -301,6 +302,16 @@ def test_many_classes(tmp_path):
     )  # fmt: skip
     assert len(trained.model.classes) == 25
     assert trained.metrics["accuracy"] > 0.5 and np.isfinite(trained.metrics["log_loss"])
+
+
+def test_many_classes_under_a_budget_are_searched_on_a_holdout():
+    """25 classes cost a booster 25 trees a round: data that 5-fold CV fits for two
+    classes gets one holdout split under a 30 s budget (every trial can finish)."""
+    cfg = compose_train(["model=auto", "search.time_budget=30"])
+    X = pd.DataFrame(np.zeros((2400, 30)))
+    many, two = np.arange(2400) % 25, np.arange(2400) % 2
+    assert len(split_rows(cfg, Splitter(), RowKeys(), X, two, "binary")) == 5
+    assert len(split_rows(cfg, Splitter(), RowKeys(), X, many, "multiclass")) == 1
 
 
 # --- portfolios ----------------------------------------------------------------------

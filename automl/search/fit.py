@@ -125,8 +125,10 @@ def split_rows(
     (for the time budget); drawn by ``splitter`` as the test rows were."""
     search = cfg.search
     budget = search.time_budget
-    cells = X.shape[0] * max(1, X.shape[1])
     classification = task != "regression"
+    # a booster fits one tree per class and round: many classes cost as many more cells
+    per_class = max(1.0, len(np.unique(y)) / 2) if classification else 1.0
+    cells = X.shape[0] * max(1, X.shape[1]) * per_class
     if len(y) > search.holdout_above or (
         budget is not None and cells > search.cv_cells_per_second * budget
     ):
@@ -145,7 +147,7 @@ def split_rows(
     return folds
 
 
-def cv_repeats(search: DictConfig, cells: int) -> int:
+def cv_repeats(search: DictConfig, cells: float) -> int:
     """``search.repeats``, or (auto) as many as fit: up to ``repeat_max`` while the
     rows x columns, ``repeat_headroom`` times over, fit the budget's CV capacity."""
     if search.repeats != "auto":
