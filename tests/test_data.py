@@ -45,7 +45,9 @@ def test_file_datasets_split_by_config(name, task, rows):
     data = load(name, "evaluation.test_size=0.25")
     assert data.task == task
     assert len(data.train) + len(data.test) == rows
-    assert len(data.test) == pytest.approx(rows * 0.25, abs=1)
+    # a quarter of the distinct rows: exact duplicates (winequality_red has 240) stay
+    # together on one side, so the row count can drift a little
+    assert len(data.test) == pytest.approx(rows * 0.25, rel=0.02)
 
 
 @needs_shared_data

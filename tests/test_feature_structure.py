@@ -151,8 +151,8 @@ class ColumnsKept:
 
 def test_a_users_own_step_by_yaml_only_trains_predicts_and_serves(tmp_path):
     """A selection option of the user's own (a config dir, no code) whose ``enabled`` and
-    ``percentile`` are searched; the bundle predicts from the CLI and the server, which
-    says why it does not use the fast path."""
+    ``percentile`` are searched; the bundle predicts from the CLI and the server, whose
+    fast path compiles the selector (any scikit-learn ``SelectorMixin``: kept columns)."""
     own = tmp_path / "my_conf" / "features" / "selection"
     own.mkdir(parents=True)
     (own / "top_percent.yaml").write_text(
@@ -210,7 +210,11 @@ def test_a_users_own_step_by_yaml_only_trains_predicts_and_serves(tmp_path):
         )
         assert answer.status_code == 200, answer.text
         meta = client.get("/v1/models/default.breast_cancer/metadata", headers=key).json()
-        assert "feature step" in meta["fast_path"] or "pipeline" in meta["fast_path"]
+        assert meta["fast_path"] == "compiled", meta["fast_path"]
+        model = load_model(run / "model")
+        want = model.predict_proba(rows.head(2))
+        got = [[p[c] for c in model.classes] for p in answer.json()["probabilities"]]
+        np.testing.assert_allclose(got, want.to_numpy(), rtol=1e-9)
 
 
 def test_model_auto_lists_feature_sets_per_family_each_a_portfolio_family(train_config):
