@@ -220,7 +220,7 @@ def fit_search(
     )
     refit = refit_estimate([m.outcome for m in members], workers)
     overrun = deadline is not None and time.monotonic() + refit > deadline - finish
-    bag = bagging.chosen(members, overrun, len(classes or ()))
+    bag = bagging.chosen(members, overrun)
     if overrun and not bag and len(members) > 1:
         log.info("ensemble: its refit (~%.1fs) would overrun the budget; the best trial", refit)
         members, member_weights = result.kept[:1], np.array([1.0])
@@ -312,7 +312,7 @@ class Bagging:
         )
         return cls(mode, small, possible)
 
-    def chosen(self, members: list[Kept], overrun: bool, n_classes: int) -> bool:
+    def chosen(self, members: list[Kept], overrun: bool) -> bool:
         """Bag these members: every one has fold models that saw every class."""
         if not self.possible or not (self.mode is True or self.small or overrun):
             return False
